@@ -1,0 +1,3 @@
+"""Self-checks for the chapter \"Measuring gradient similarity\"."""
+
+__all__: list[str] = []
