@@ -167,7 +167,9 @@ def mgs_jacobian(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
     return jnp.concatenate(_rows(per_example_jacobians(apply_fn, params, x)), axis=1)
 
 
-def mgs_kernel(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
+def mgs_kernel(
+    apply_fn: ApplyFn, params: Params, x: jax.Array, x2: jax.Array | None = None
+) -> jax.Array:
     """The MGS kernel (empirical NTK) of a batch, all outputs concatenated.
 
     Parameters
@@ -176,11 +178,15 @@ def mgs_kernel(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
         ``apply_fn(params, x) -> (B,) or (B, C)`` raw outputs.
     params : pytree of arrays
     x : array, shape ``(B, ...)``
+    x2 : array, shape ``(B2, ...)``, optional
+        A second batch. If given, return the cross-kernel between ``x`` and ``x2``, whose
+        block ``[i, j]`` is :math:`k(x_i, x2_j)`, the paper's equation 2.
 
     Returns
     -------
-    array, shape ``(B*C, B*C)``
-        :math:`K = J J^\\top`, sample-major (see the module docstring).
+    array, shape ``(B*C, B*C)`` or ``(B*C, B2*C)``
+        :math:`K = J J^\\top` (or :math:`J(x) J(x_2)^\\top`), sample-major (see the module
+        docstring).
 
     Raises
     ------
@@ -189,9 +195,11 @@ def mgs_kernel(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
     TypeError
         A leaf of ``params`` that is not a floating-point array.
     FloatingPointError
-        The model's outputs on ``x`` are not finite.
+        The model's outputs on ``x`` (or ``x2``) are not finite.
     """
-    return sum(jnp.matmul(j, j.T) for j in _rows(per_example_jacobians(apply_fn, params, x)))
+    rows = _rows(per_example_jacobians(apply_fn, params, x))
+    cols = rows if x2 is None else _rows(per_example_jacobians(apply_fn, params, x2))
+    return sum(jnp.matmul(a, b.T) for a, b in zip(rows, cols))
 
 
 def mgs_trace(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:

@@ -48,11 +48,11 @@ class FCN(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         if depth < 0 or width < 1 or d_in < 1 or d_out < 1:
-            raise ValueError(f"bad FCN sizes: d_in={d_in}, d_out={d_out}, depth={depth}, width={width}")
+            raise ValueError(
+                f"bad FCN sizes: d_in={d_in}, d_out={d_out}, depth={depth}, width={width}"
+            )
         sizes = [d_in] + [width] * depth + [d_out]
-        self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
-        )
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.activation = activation
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+
 def _report(ok: bool, hint: str, *, what: str = "") -> bool:
     """Print a verdict (and a hint if wrong); return ``ok``."""
     prefix = f"{what}: " if what else ""

@@ -1,0 +1,54 @@
+"""Structural rules every chapter follows; cheap, so they run before the slow book build."""
+
+import json
+
+import pytest
+
+from tests.book_files import chapters
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+@pytest.fixture(params=chapters(), ids=lambda p: p.stem)
+def chapter(request):
+    return request.param
+
+
+def test_there_are_chapters():
+    assert len(chapters()) >= 2
+
+
+def test_committed_without_outputs(chapter):
+    for cell in cells(chapter):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs", []) == [], f"{chapter.name} has outputs in git"
+            assert cell.get("execution_count") is None
+
+
+def test_prints_its_scale_and_device(chapter):
+    code = [source(c) for c in cells(chapter) if c["cell_type"] == "code"]
+    assert any("scale.banner()" in c for c in code[:2]), "print scale.banner() at the top"
+    assert any("mgs_teach" in c for c in code[:2]), "import from mgs_teach at the top"
+
+
+def test_has_four_exercises_each_with_a_solution(chapter):
+    text = "\n".join(source(c) for c in cells(chapter) if c["cell_type"] == "markdown")
+    exercises = text.count("```{exercise}")
+    assert exercises >= 4, f"{chapter.name} has {exercises} exercises"
+    assert text.count("```{solution-start}") == exercises
+    assert text.count("```{solution-end}") == exercises
+
+
+def test_ci_runs_the_readme_test_command():
+    from tests.book_files import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
+    assert len(commands) == 2, "the README opens with exactly two set-up-and-run commands"
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()
