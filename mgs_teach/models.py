@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["FCN", "functional", "n_params"]
+__all__ = ["FCN", "AlexNet", "LeNet5", "functional", "n_params"]
 
 
 class FCN(nnx.Module):
@@ -91,3 +91,108 @@ def functional(module: nnx.Module) -> tuple[Callable[[Any, jax.Array], jax.Array
 def n_params(params: Any) -> int:
     """Number of scalar parameters in a pytree."""
     return sum(int(leaf.size) for leaf in jax.tree.leaves(params))
+
+
+def _as_image(x: jax.Array) -> jax.Array:
+    """``(B, 28, 28)`` or ``(B, 28, 28, 1)`` inputs as NHWC ``(B, 28, 28, 1)``."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
+        raise ValueError(
+            f"expected images of shape (B, 28, 28) or (B, 28, 28, 1), got {tuple(x.shape)}"
+        )
+    return x
+
+
+def _fc_head(x: jax.Array, layers: nnx.List, dropout: nnx.Dropout | None) -> jax.Array:
+    """ReLU fully connected layers, dropout between them, linear last layer."""
+    for layer in layers[:-1]:
+        x = jax.nn.relu(layer(x))
+        if dropout is not None:
+            x = dropout(x)
+    return layers[-1](x)
+
+
+class LeNet5(nnx.Module):
+    """LeNet-5-style CNN for 28 x 28 grey-scale images (the paper's Table 1 model).
+
+    ``conv 6@5x5 (SAME) -> relu -> avgpool 2 -> conv 16@5x5 (VALID) -> relu -> avgpool 2
+    -> flatten (5*5*16 = 400) -> FC 120 -> relu -> FC 84 -> relu -> FC d_out``.
+    With ``d_out = 10`` it has 61,706 parameters.
+
+    Parameters
+    ----------
+    d_out : int
+        Number of outputs (logits).
+    dropout : float
+        Dropout rate between the fully connected layers (0 disables it).
+    rngs : nnx.Rngs
+
+    Call with ``x`` of shape ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` (NHWC); returns
+    logits of shape ``(B, d_out)``.
+    """
+
+    def __init__(self, d_out: int = 10, *, dropout: float = 0.0, rngs: nnx.Rngs) -> None:
+        if d_out < 1:
+            raise ValueError(f"bad LeNet5 size: d_out={d_out}")
+        self.conv1 = nnx.Conv(1, 6, (5, 5), padding="SAME", rngs=rngs)
+        self.conv2 = nnx.Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
+        sizes = [5 * 5 * 16, 120, 84, d_out]
+        self.fc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = _as_image(x)
+        x = nnx.avg_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))  # (B, 14, 14, 6)
+        x = nnx.avg_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))  # (B, 5, 5, 16)
+        x = jnp.reshape(x, (x.shape[0], -1))  # (B, 400)
+        return _fc_head(x, self.fc, self.dropout)
+
+
+class AlexNet(nnx.Module):
+    """A small AlexNet-style CNN for 28 x 28 grey-scale images (the paper's Figure 3 model).
+
+    Five 3x3 convolutions (SAME padding, ReLU after each) with three max-pools, then three
+    fully connected layers::
+
+        conv 32 -> maxpool 2 -> conv 64 -> maxpool 2            # (B, 7, 7, 64)
+        -> conv 96 -> conv 96 -> conv 64 -> maxpool 2           # (B, 3, 3, 64)
+        -> flatten (576) -> FC 256 -> FC 256 -> FC d_out
+
+    With ``d_out = 10`` it has 428,682 parameters, small enough for a CPU.
+
+    Parameters
+    ----------
+    d_out : int
+        Number of outputs (logits).
+    dropout : float
+        Dropout rate between the fully connected layers (0 disables it).
+    rngs : nnx.Rngs
+
+    Call with ``x`` of shape ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` (NHWC); returns
+    logits of shape ``(B, d_out)``.
+    """
+
+    def __init__(self, d_out: int = 10, *, dropout: float = 0.0, rngs: nnx.Rngs) -> None:
+        if d_out < 1:
+            raise ValueError(f"bad AlexNet size: d_out={d_out}")
+        chans = [1, 32, 64, 96, 96, 64]
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, (3, 3), padding="SAME", rngs=rngs)
+                for a, b in zip(chans[:-1], chans[1:])
+            ]
+        )
+        sizes = [3 * 3 * 64, 256, 256, d_out]
+        self.fc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = _as_image(x)
+        pool_after = {0, 1, 4}
+        for i, conv in enumerate(self.convs):
+            x = jax.nn.relu(conv(x))
+            if i in pool_after:
+                x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+        x = jnp.reshape(x, (x.shape[0], -1))  # (B, 576)
+        return _fc_head(x, self.fc, self.dropout)

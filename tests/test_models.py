@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mgs_teach.models import FCN, functional, n_params
+from mgs_teach.models import FCN, AlexNet, LeNet5, functional, n_params
 
 
 def test_fcn_shapes_and_parameter_count():
@@ -38,3 +38,53 @@ def test_functional_params_are_used():
 def test_bad_sizes_are_rejected(kwargs):
     with pytest.raises(ValueError, match="bad FCN sizes"):
         FCN(2, 2, rngs=nnx.Rngs(0), **kwargs)
+
+
+# ------------------------------------------------------------------------------ CNNs
+
+LENET5_PARAMS = (
+    (5 * 5 * 1 * 6 + 6)  # conv1, SAME: 28x28x6 -> avgpool -> 14x14x6
+    + (5 * 5 * 6 * 16 + 16)  # conv2, VALID: 10x10x16 -> avgpool -> 5x5x16 = 400
+    + (400 * 120 + 120)
+    + (120 * 84 + 84)
+    + (84 * 10 + 10)
+)
+
+ALEXNET_PARAMS = (
+    (9 * 1 * 32 + 32)
+    + (9 * 32 * 64 + 64)
+    + (9 * 64 * 96 + 96)
+    + (9 * 96 * 96 + 96)
+    + (9 * 96 * 64 + 64)
+    + (3 * 3 * 64 * 256 + 256)
+    + (256 * 256 + 256)
+    + (256 * 10 + 10)
+)
+
+
+def test_lenet5_parameter_count_by_hand():
+    _, params = functional(LeNet5(rngs=nnx.Rngs(0)))
+    assert LENET5_PARAMS == 61_706
+    assert n_params(params) == LENET5_PARAMS
+
+
+def test_alexnet_parameter_count_under_a_million():
+    _, params = functional(AlexNet(rngs=nnx.Rngs(0)))
+    assert n_params(params) == ALEXNET_PARAMS < 1_000_000
+
+
+@pytest.mark.parametrize("cls", [LeNet5, AlexNet])
+def test_cnn_shapes_and_functional(cls):
+    model = cls(7, dropout=0.3, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (3, 28, 28, 1))
+    assert model(x).shape == (3, 7)
+    apply_fn, params = functional(model)
+    out = apply_fn(params, x)
+    assert out.shape == (3, 7)
+    # (B, 28, 28) gets its channel axis added
+    np.testing.assert_allclose(apply_fn(params, x[..., 0]), out, rtol=1e-6)
+    # eval-mode functional view equals the module in eval mode
+    model.eval()
+    np.testing.assert_allclose(out, model(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="28, 28"):
+        apply_fn(params, jnp.ones((2, 32, 32)))
