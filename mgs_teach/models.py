@@ -56,36 +56,44 @@ class FCN(nnx.Module):
         self.activation = activation
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, *, rngs: jax.Array | None = None) -> jax.Array:
         x = jnp.reshape(x, (x.shape[0], -1))
-        for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
-            if self.dropout is not None:
-                x = self.dropout(x)
-        return self.layers[-1](x)
+        return _fc_head(x, self.layers, self.dropout, rngs, self.activation)
 
 
-def functional(module: nnx.Module) -> tuple[Callable[[Any, jax.Array], jax.Array], dict]:
-    """Split an NNX module into a pure ``apply_fn(params, x)`` and a plain-dict ``params``.
+def functional(module: nnx.Module, *, train: bool = False) -> tuple[Callable[..., jax.Array], dict]:
+    """Split an NNX module into a pure function and a plain-dict ``params``.
 
-    The module is cloned and put in evaluation mode (dropout off), so the function is
-    deterministic and the caller's module is left untouched.
+    The module is cloned, so the caller's module is left untouched.
+
+    Parameters
+    ----------
+    module : nnx.Module
+        A model whose ``__call__(x, *, rngs=None)`` takes a PRNG key for dropout (all models
+        of this module do; a module without dropout may ignore ``rngs``).
+    train : bool
+        ``False`` (default): evaluation mode, dropout off; returns ``apply_fn(params, x)``,
+        deterministic, the interface of the kernel and the penalties.
+        ``True``: training mode, dropout on; returns ``apply_fn(params, x, key)``, whose
+        dropout masks are drawn from the PRNG ``key``.
 
     Returns
     -------
     apply_fn : callable
-        ``apply_fn(params, x)`` evaluates the module with parameters ``params``.
     params : dict
         Nested dict of the module's ``nnx.Param`` arrays.
     """
     module = nnx.clone(module)
-    module.eval()
+    module.train() if train else module.eval()
     graphdef, state, rest = nnx.split(module, nnx.Param, ...)
 
     def apply_fn(params: Any, x: jax.Array) -> jax.Array:
         return nnx.merge(graphdef, nnx.State(params), rest)(x)
 
-    return apply_fn, nnx.to_pure_dict(state)
+    def train_fn(params: Any, x: jax.Array, key: jax.Array) -> jax.Array:
+        return nnx.merge(graphdef, nnx.State(params), rest)(x, rngs=key)
+
+    return (train_fn if train else apply_fn), nnx.to_pure_dict(state)
 
 
 def n_params(params: Any) -> int:
@@ -104,12 +112,21 @@ def _as_image(x: jax.Array) -> jax.Array:
     return x
 
 
-def _fc_head(x: jax.Array, layers: nnx.List, dropout: nnx.Dropout | None) -> jax.Array:
-    """ReLU fully connected layers, dropout between them, linear last layer."""
+def _fc_head(
+    x: jax.Array,
+    layers: nnx.List,
+    dropout: nnx.Dropout | None,
+    rngs: jax.Array | None,
+    activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+) -> jax.Array:
+    """Fully connected layers with ``activation``, dropout between them, linear last layer.
+
+    ``rngs`` (a PRNG key) draws the dropout masks; without it the module's own stream does.
+    """
     for layer in layers[:-1]:
-        x = jax.nn.relu(layer(x))
+        x = activation(layer(x))
         if dropout is not None:
-            x = dropout(x)
+            x = dropout(x, rngs=rngs)
     return layers[-1](x)
 
 
@@ -141,12 +158,12 @@ class LeNet5(nnx.Module):
         self.fc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, *, rngs: jax.Array | None = None) -> jax.Array:
         x = _as_image(x)
         x = nnx.avg_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))  # (B, 14, 14, 6)
         x = nnx.avg_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))  # (B, 5, 5, 16)
         x = jnp.reshape(x, (x.shape[0], -1))  # (B, 400)
-        return _fc_head(x, self.fc, self.dropout)
+        return _fc_head(x, self.fc, self.dropout, rngs)
 
 
 class AlexNet(nnx.Module):
@@ -187,7 +204,7 @@ class AlexNet(nnx.Module):
         self.fc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, *, rngs: jax.Array | None = None) -> jax.Array:
         x = _as_image(x)
         pool_after = {0, 1, 4}
         for i, conv in enumerate(self.convs):
@@ -195,4 +212,4 @@ class AlexNet(nnx.Module):
             if i in pool_after:
                 x = nnx.max_pool(x, (2, 2), strides=(2, 2))
         x = jnp.reshape(x, (x.shape[0], -1))  # (B, 576)
-        return _fc_head(x, self.fc, self.dropout)
+        return _fc_head(x, self.fc, self.dropout, rngs)

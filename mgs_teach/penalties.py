@@ -7,7 +7,8 @@ the point: training adds ``strength * penalty`` to the loss and differentiates t
 - ``none``: nothing (strength ignored).
 - ``weight_decay``: adds strength times :math:`\tfrac12\sum\theta^2` (:func:`weight_decay`).
 - ``dropout``: dropout between fully connected layers; strength is the rate.
-- ``adam``: Adam instead of SGD (strength ignored).
+- ``adam``: Adam instead of SGD; strength is Adam's learning rate as a fraction of the SGD
+  schedule (Adam's steps are normalised, so it needs a much smaller rate, e.g. 0.01).
 - ``cyclical_lr``: SGD with a triangular cyclical learning rate; strength is the amplitude
   (:func:`cyclical_schedule`).
 - ``input_gradient``: strength times :math:`\frac1B\sum_i\|\nabla_{x_i}\ell_i\|^2`
@@ -250,7 +251,8 @@ class Regulariser:
     strength : float
         Multiplier of the penalty for the loss terms (:data:`LOSS_TERMS`), the dropout
         rate for ``"dropout"`` (in ``[0, 1)``), the amplitude ``r`` for ``"cyclical_lr"``
-        (see :func:`cyclical_schedule`); ignored for ``"none"`` and ``"adam"``.
+        (see :func:`cyclical_schedule`), Adam's learning rate as a fraction of the SGD
+        schedule for ``"adam"`` (must be positive); ignored for ``"none"``.
     cycle_steps : int
         Cycle length of ``"cyclical_lr"``, in optimiser steps.
     jitter : float
@@ -267,6 +269,11 @@ class Regulariser:
             raise ValueError(f"unknown regulariser {self.name!r}; choose one of {', '.join(NAMES)}")
         if not self.strength >= 0:  # also rejects NaN
             raise ValueError(f"strength must be non-negative, got {self.strength}")
+        if self.name == "adam" and not self.strength > 0:
+            raise ValueError(
+                "adam needs a positive strength: its learning rate as a fraction of the SGD "
+                f"schedule (for example 0.01), got {self.strength}"
+            )
         if self.name == "dropout" and not self.strength < 1:
             raise ValueError(f"a dropout rate must be below 1, got {self.strength}")
         if self.cycle_steps < 1:
@@ -317,7 +324,7 @@ class Regulariser:
     ) -> optax.GradientTransformation:
         """The optimiser for this regulariser.
 
-        ``optax.adam(schedule)`` for ``"adam"``; ``optax.sgd`` with
+        ``optax.adam(strength * schedule)`` for ``"adam"``; ``optax.sgd`` with
         ``cyclical_schedule(schedule, strength, cycle_steps)`` for ``"cyclical_lr"``;
         ``optax.sgd(schedule)`` for everything else.
 
@@ -327,7 +334,10 @@ class Regulariser:
             Constant learning rate or optax schedule ``step -> lr``.
         """
         if self.name == "adam":
-            return optax.adam(learning_rate_schedule)
+            base = learning_rate_schedule
+            if callable(base):
+                return optax.adam(lambda step: self.strength * base(step))
+            return optax.adam(self.strength * base)
         if self.name == "cyclical_lr":
             return optax.sgd(
                 cyclical_schedule(learning_rate_schedule, self.strength, self.cycle_steps)

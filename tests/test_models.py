@@ -88,3 +88,16 @@ def test_cnn_shapes_and_functional(cls):
     np.testing.assert_allclose(out, model(x), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="28, 28"):
         apply_fn(params, jnp.ones((2, 32, 32)))
+
+
+def test_train_mode_draws_dropout_masks_from_the_key():
+    model = FCN(4, 3, depth=2, width=32, dropout=0.5, rngs=nnx.Rngs(3))
+    train_fn, params = functional(model, train=True)
+    apply_fn, _ = functional(model)
+    x = jax.random.normal(jax.random.key(0), (8, 4))
+    a = train_fn(params, x, jax.random.key(1))
+    np.testing.assert_allclose(a, train_fn(params, x, jax.random.key(1)))  # same key, same mask
+    assert not np.allclose(a, train_fn(params, x, jax.random.key(2)))
+    assert not np.allclose(a, apply_fn(params, x))  # eval mode has no dropout
+    jitted = jax.jit(train_fn)(params, x, jax.random.key(1))
+    np.testing.assert_allclose(jitted, a, rtol=1e-6)

@@ -214,6 +214,13 @@ def test_optimizer_runs_one_update(name):
     assert float(new["w"][0]) < 1.0  # moved downhill
     if name not in ("adam", "cyclical_lr"):  # plain SGD: update = -lr * grad
         np.testing.assert_allclose(updates["w"], -0.1, rtol=1e-6)
+    if name == "adam":  # Adam's first step has size lr = strength * schedule(0)
+        np.testing.assert_allclose(updates["w"], -0.5 * 0.1, rtol=1e-4)
+
+
+def test_adam_needs_a_positive_learning_rate_fraction():
+    with pytest.raises(ValueError, match="adam needs a positive strength"):
+        regulariser("adam", 0.0)
 
 
 def test_cyclical_schedule_cycles():
