@@ -14,6 +14,7 @@ scale    the quick/full switch every chapter reads
 from mgs_teach import scale
 from mgs_teach.kernel import (
     MGSPrecisionWarning,
+    float64,
     kernel_logdet,
     mgs_jacobian,
     mgs_kernel,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MGSPrecisionWarning",
+    "float64",
     "kernel_logdet",
     "mgs_jacobian",
     "mgs_kernel",

@@ -36,6 +36,7 @@ ApplyFn = Callable[[Params, jax.Array], jax.Array]
 
 __all__ = [
     "MGSPrecisionWarning",
+    "float64",
     "kernel_logdet",
     "mgs_jacobian",
     "mgs_kernel",
@@ -49,6 +50,24 @@ __all__ = [
 
 class MGSPrecisionWarning(UserWarning):
     """The kernel is too ill-conditioned for its floating-point type to be trusted."""
+
+
+def float64() -> Any:
+    """Context manager inside which JAX computes in float64.
+
+    Kernels of smooth models on low-dimensional inputs have spectra that span more orders of
+    magnitude than float32 resolves; their log-determinant needs float64. Cast the inputs
+    and parameters inside the block::
+
+        with float64():
+            p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+            value = mgs_logdet(apply_fn, p64, jnp.asarray(x, jnp.float64))
+    """
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # jax < 0.7
+
+    return enable_x64()
 
 
 # --------------------------------------------------------------------------- checks
