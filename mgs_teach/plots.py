@@ -7,12 +7,28 @@ which stays distinguishable under the common forms of colour blindness; sequenti
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
 
-__all__ = ["OKABE_ITO", "SEQUENTIAL", "DIVERGING", "style", "kernel_heatmap"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+__all__ = [
+    "DIVERGING",
+    "METRIC_LABELS",
+    "OKABE_ITO",
+    "SEQUENTIAL",
+    "decision_boundary",
+    "history",
+    "kernel_heatmap",
+    "style",
+]
 
 OKABE_ITO = [
     "#0072B2",  # blue
@@ -82,5 +98,99 @@ def kernel_heatmap(
     ax.set_title(title)
     ax.set_xlabel("row index i·C + c")
     ax.set_ylabel("row index j·C + d")
+    ax.grid(False)
+    return ax
+
+
+METRIC_LABELS = {
+    "trace": r"tr $K$ (monitoring batch)",
+    "logdet": r"log det $K$ (monitoring batch)",
+    "test_acc": "test accuracy",
+    "test_loss": "test loss (cross-entropy)",
+    "train_loss": "train loss (cross-entropy)",
+    "lr": "learning rate",
+}
+
+
+def history(
+    frame: pd.DataFrame,
+    metrics: tuple[str, ...] = ("trace", "logdet", "test_acc"),
+    *,
+    by: str = "regulariser",
+    x: str = "epoch",
+    axes: np.ndarray | None = None,
+    logy: tuple[str, ...] = ("trace",),
+) -> np.ndarray:
+    """Plot training histories, one panel per metric and one line per value of ``by``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Tidy history, for example several :class:`mgs_teach.train.Run` histories concatenated.
+    metrics : tuple of str
+        Columns to plot, one panel each.
+    by : str
+        Column whose values become the lines (and the legend).
+    x : str
+        Column on the horizontal axis.
+    logy : tuple of str
+        Metrics drawn on a logarithmic axis.
+
+    Returns
+    -------
+    array of matplotlib Axes
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8),
+                               layout="constrained")  # fmt: skip
+    axes = np.atleast_1d(axes)
+    groups = list(frame.groupby(by, sort=False))
+    for i, (name, group) in enumerate(groups):
+        mean = group.groupby(x)[list(metrics)].mean(numeric_only=True)
+        style_ = dict(color=OKABE_ITO[i % len(OKABE_ITO)], ls=["-", "--", ":"][i // len(OKABE_ITO)])
+        for ax, metric in zip(axes, metrics):
+            ax.plot(mean.index, mean[metric], label=str(name), lw=1.6, **style_)
+    for ax, metric in zip(axes, metrics):
+        ax.set(xlabel=x, ylabel=METRIC_LABELS.get(metric, metric))
+        if metric in logy:
+            ax.set_yscale("log")
+    axes[-1].legend(fontsize=8, loc="best")
+    return axes
+
+
+def decision_boundary(
+    apply_fn: Callable,
+    params: object,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    ax: plt.Axes | None = None,
+    title: str = "",
+    resolution: int = 120,
+    margin: float = 0.3,
+) -> plt.Axes:
+    """Shade a 2-D binary classifier's predicted probability and overlay the data.
+
+    Parameters
+    ----------
+    apply_fn : callable
+        ``apply_fn(params, x) -> (B, 2)`` logits.
+    x : array, shape ``(n, 2)``
+    y : int array, shape ``(n,)``
+        Labels as trained on (noisy labels show as the colour of the marker).
+    """
+    ax = ax or plt.gca()
+    lo, hi = x.min(0) - margin, x.max(0) + margin
+    g1, g2 = np.meshgrid(
+        np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    )
+    grid = np.column_stack([g1.ravel(), g2.ravel()]).astype(np.float32)
+    logits = np.asarray(apply_fn(params, grid))
+    prob = np.exp(logits[:, 1] - np.logaddexp(logits[:, 0], logits[:, 1])).reshape(g1.shape)
+    ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap=DIVERGING, alpha=0.6)
+    ax.contour(g1, g2, prob, levels=[0.5], colors="k", linewidths=1.2)
+    ax.scatter(x[:, 0], x[:, 1], c=np.asarray(y), cmap=DIVERGING, vmin=-0.3, vmax=1.3, s=9,
+               edgecolor="k", linewidth=0.3)  # fmt: skip
+    ax.set(title=title, xticks=[], yticks=[], aspect="equal")
     ax.grid(False)
     return ax

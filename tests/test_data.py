@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mgs_teach.data import two_circles
+from mgs_teach.data import flip_labels, two_circles, two_circles_task
 
 
 def test_two_circles_is_deterministic_and_balanced():
@@ -26,3 +26,36 @@ def test_two_circles_is_deterministic_and_balanced():
 def test_bad_requests_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         two_circles(**{"n": 10, **kwargs})
+
+
+def test_flip_labels_flips_exactly_the_fraction_to_other_classes():
+    y = np.repeat(np.arange(10), 30)
+    noisy = flip_labels(y, 0.3, n_classes=10, seed=0)
+    assert np.sum(noisy != y) == 90  # exactly round(0.3 * 300), each to another class
+    assert noisy.min() >= 0 and noisy.max() < 10
+    np.testing.assert_array_equal(noisy, flip_labels(y, 0.3, n_classes=10, seed=0))
+    assert np.array_equal(y, np.repeat(np.arange(10), 30))  # input untouched
+    # targets are spread over the other classes, not always the next one
+    assert len(np.unique((noisy - y)[noisy != y] % 10)) > 5
+
+
+@pytest.mark.parametrize(
+    "fraction, classes, message",
+    [
+        (1.5, 2, r"\[0, 1\]"),
+        (-0.1, 2, r"\[0, 1\]"),
+        (0.1, 1, "at least 2"),
+        (0.1, 3, "must lie in"),
+    ],
+)
+def test_flip_labels_rejects_bad_requests(fraction, classes, message):
+    with pytest.raises(ValueError, match=message):
+        flip_labels(np.array([0, 1, 3]), fraction, n_classes=classes)
+
+
+def test_two_circles_task_noises_only_the_training_labels():
+    x_tr, y_tr, x_te, y_te = two_circles_task(100, 50, label_noise=0.2, seed=4)
+    assert x_tr.shape == (100, 2) and x_te.shape == (50, 2)
+    _, y_clean = two_circles(150, noise=0.1, seed=4)
+    assert np.sum(y_tr != y_clean[:100]) == 20
+    np.testing.assert_array_equal(y_te, y_clean[100:])

@@ -1,0 +1,3 @@
+"""Self-checks for the chapter \"The MGS penalty\"."""
+
+__all__: list[str] = []

@@ -1,0 +1,33 @@
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mgs_teach import plots  # noqa: E402
+
+
+def test_history_draws_one_line_per_group_per_metric():
+    frame = pd.DataFrame({
+        "epoch": [0, 1, 0, 1], "trace": [1.0, 2.0, 1.0, 1.5], "test_acc": [0.5, 0.7, 0.5, 0.8],
+        "regulariser": ["none", "none", "mgs_trace", "mgs_trace"],
+    })  # fmt: skip
+    axes = plots.history(frame, ("trace", "test_acc"))
+    assert len(axes) == 2
+    assert [len(ax.lines) for ax in axes] == [2, 2]
+    assert axes[0].get_yscale() == "log" and axes[0].get_ylabel().startswith("tr")
+    assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["none", "mgs_trace"]
+    plt.close("all")
+
+
+def test_decision_boundary_shades_the_predicted_probability():
+    x = np.array([[0.0, 0.0], [1.0, 1.0]], dtype=np.float32)
+
+    def apply_fn(params, x):  # class 1 where x1 > 0.5
+        return jnp.stack([jnp.zeros(len(x)), 20 * (x[:, 0] - 0.5)], axis=1)
+
+    ax = plots.decision_boundary(apply_fn, None, x, np.array([0, 1]), title="t", resolution=20)
+    assert ax.get_title() == "t" and len(ax.collections) >= 3
+    plt.close("all")
