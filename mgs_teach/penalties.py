@@ -50,6 +50,7 @@ __all__ = [
     "cross_entropy",
     "cyclical_schedule",
     "input_gradient",
+    "loss_gradient_bounds",
     "mgs_logdet_penalty",
     "mgs_trace_penalty",
     "param_gradient",
@@ -137,6 +138,44 @@ def param_gradient(
     """
     grads = jax.grad(lambda p: loss_fn(apply_fn(p, x), y))(params)
     return sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads))
+
+
+def loss_gradient_bounds(
+    apply_fn: ApplyFn, params: Params, x: jax.Array, y: jax.Array, loss_fn: LossFn
+) -> dict[str, jax.Array]:
+    r"""The chain of Appendix A.4 on one batch, every term as a scalar.
+
+    .. math::
+        \|\nabla_\theta L\|^2 = \nabla_f L^\top K \nabla_f L
+        \le \lambda_{\max}(K)\,\|\nabla_f L\|^2 \le \operatorname{tr} K\,\|\nabla_f L\|^2,
+
+    with :math:`\nabla_f L` the gradient of the mean batch loss with respect to the
+    ``(B, C)`` outputs, flattened sample-major like the rows of :math:`K`. Forms the full
+    ``(B*C)^2`` kernel, so keep the batch small; use float64 for tight comparisons.
+
+    Parameters
+    ----------
+    apply_fn, params, x, y, loss_fn
+        As in :func:`input_gradient`.
+
+    Returns
+    -------
+    dict
+        ``param_grad_sq`` (:math:`\|\nabla_\theta L\|^2`), ``quadratic``
+        (:math:`\nabla_f L^\top K \nabla_f L`), ``lambda_bound``
+        (:math:`\lambda_{\max}\|\nabla_f L\|^2`), ``trace_bound``
+        (:math:`\operatorname{tr} K\,\|\nabla_f L\|^2`), and the factors ``trace``,
+        ``lambda_max`` and ``output_grad_sq`` (:math:`\|\nabla_f L\|^2`).
+    """
+    grad_f = jnp.reshape(jax.grad(lambda f: loss_fn(f, y))(apply_fn(params, x)), (-1,))
+    kernel = mgs_kernel(apply_fn, params, x)
+    trace, lam = jnp.trace(kernel), jnp.linalg.eigvalsh(kernel)[-1]
+    gf2 = jnp.sum(jnp.square(grad_f))
+    return dict(
+        param_grad_sq=param_gradient(apply_fn, params, x, y, loss_fn),
+        quadratic=grad_f @ kernel @ grad_f, lambda_bound=lam * gf2, trace_bound=trace * gf2,
+        trace=trace, lambda_max=lam, output_grad_sq=gf2,
+    )  # fmt: skip
 
 
 def mgs_trace_penalty(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:

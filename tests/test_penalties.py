@@ -253,3 +253,29 @@ def test_penalties_are_jittable(problem):
         value, grads = jax.jit(jax.value_and_grad(fn))(params)
         np.testing.assert_allclose(value, fn(params), rtol=1e-10)
         assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+def test_loss_gradient_bounds_match_an_independent_computation(problem):
+    """Every term of loss_gradient_bounds against flat-vector jacfwd and a softmax by hand."""
+    from mgs_teach.penalties import loss_gradient_bounds
+
+    apply_fn, params, x, y = problem
+    out = loss_gradient_bounds(apply_fn, params, x, y, cross_entropy)
+    flat, unravel = ravel_pytree(params)
+    jac = jax.jacfwd(lambda f: jnp.reshape(apply_fn(unravel(f), x), (-1,)))(flat)  # (B*C, P)
+    logits = np.asarray(apply_fn(params, x))
+    prob = np.exp(logits - logits.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    g = ((prob - np.eye(C)[np.asarray(y)]) / B).reshape(-1)  # d(mean CE)/d logits
+    kernel = np.asarray(jac @ jac.T)
+    eig = np.linalg.eigvalsh(kernel)
+    grad_theta = np.asarray(jac).T @ g  # chain rule by hand
+    expected = dict(
+        param_grad_sq=grad_theta @ grad_theta, quadratic=g @ kernel @ g,
+        lambda_bound=eig[-1] * (g @ g), trace_bound=np.trace(kernel) * (g @ g),
+        trace=np.trace(kernel), lambda_max=eig[-1], output_grad_sq=g @ g,
+    )  # fmt: skip
+    assert set(out) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(float(out[key]), value, rtol=1e-9, err_msg=key)
+    assert out["quadratic"] <= out["lambda_bound"] <= out["trace_bound"]

@@ -1,0 +1,295 @@
+r"""An interactive explorer of the MGS trace penalty on the two-circles problem.
+
+::
+
+    from mgs_teach import widgets
+    widgets.explorer()            # sliders: strength, label noise, width, learning rate
+
+Every slider change retrains a small fully connected network with mini-batch SGD on
+:math:`L + \lambda \operatorname{tr} K` (``tr K`` on the current batch) and redraws the
+decision boundary and the curves of :math:`\operatorname{tr} K` and test accuracy.
+
+To stay interactive on a CPU the training loop is one jit-compiled ``lax.scan``, compiled
+once per network shape and cached (:func:`_compiled`): strength, learning rate and data are
+arguments, so moving those sliders reuses the compiled loop and a retrain takes a fraction
+of a second; a new width compiles once (a second or two). Widgets do not run in static
+HTML; :func:`static_grid` draws the same panels for a grid of settings instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from flax import nnx
+
+from mgs_teach import plots
+from mgs_teach.data import two_circles_task
+from mgs_teach.kernel import mgs_trace
+from mgs_teach.models import FCN, functional
+from mgs_teach.penalties import cross_entropy
+
+__all__ = ["STRENGTHS", "Fit", "explorer", "fit", "fit_and_plot", "static_grid"]
+
+#: Penalty strengths offered by the explorer's slider: 0, then a log scale.
+STRENGTHS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+
+@dataclasses.dataclass
+class Fit:
+    """One training run of :func:`fit`.
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        One row per record: ``epoch, train_loss, trace, test_acc`` (``trace`` on a fixed
+        monitoring batch of training inputs).
+    apply_fn : callable
+        ``apply_fn(params, x) -> logits``.
+    params : dict
+    data : tuple
+        ``(x_train, y_train_noisy, x_test, y_test_clean)``.
+    seconds : float
+        Wall time of the training (compilation included when it happened).
+    """
+
+    history: pd.DataFrame
+    apply_fn: Any
+    params: Any
+    data: tuple
+    seconds: float
+
+    @property
+    def final(self) -> pd.Series:
+        """The last record."""
+        return self.history.iloc[-1]
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(width: int, depth: int, n_train: int, batch_size: int, epochs: int,
+              n_records: int, seed: int):  # fmt: skip
+    """Initial parameters, ``apply_fn`` and the jit-compiled training loop for one shape."""
+    model = FCN(2, 2, depth=depth, width=width, rngs=nnx.Rngs(seed))
+    apply_fn, params0 = functional(model)
+    steps = n_train // batch_size
+    per_record = max(1, epochs // n_records)
+    n_rec = epochs // per_record
+
+    def penalised(p, xb, yb, strength):
+        return cross_entropy(apply_fn(p, xb), yb) + strength * mgs_trace(apply_fn, p, xb)
+
+    def epoch(carry, key, data, strength, lr):
+        x_tr, y_tr = data
+        order = jax.random.permutation(key, n_train)[: steps * batch_size]
+        batches = jnp.reshape(order, (steps, batch_size))
+
+        def step(p, idx):
+            grads = jax.grad(penalised)(p, x_tr[idx], y_tr[idx], strength)
+            return jax.tree.map(lambda a, g: a - lr * g, p, grads), None
+
+        p, _ = jax.lax.scan(step, carry, batches)
+        return p
+
+    @jax.jit
+    def run(params, data, monitor, strength, lr):
+        x_tr, y_tr, x_te, y_te = data
+        keys = jax.random.split(jax.random.key(seed), n_rec * per_record)
+        keys = jnp.reshape(keys, (n_rec, per_record))
+
+        def metrics(p):
+            loss = cross_entropy(apply_fn(p, x_tr), y_tr)
+            acc = jnp.mean(jnp.argmax(apply_fn(p, x_te), -1) == y_te)
+            return jnp.stack([loss, mgs_trace(apply_fn, p, monitor), acc])
+
+        def record(p, ks):
+            for i in range(per_record):
+                p = epoch(p, ks[i], (x_tr, y_tr), strength, lr)
+            return p, metrics(p)
+
+        p, rows = jax.lax.scan(record, params, keys)
+        return p, jnp.concatenate([metrics(params)[None], rows])
+
+    epochs_at = np.arange(n_rec + 1) * per_record
+    return apply_fn, params0, run, epochs_at
+
+
+def fit(
+    strength: float,
+    label_noise: float = 0.2,
+    width: int = 32,
+    learning_rate: float = 0.3,
+    *,
+    depth: int = 2,
+    epochs: int = 150,
+    n_train: int = 192,
+    n_test: int = 500,
+    batch_size: int = 32,
+    n_records: int = 30,
+    seed: int = 0,
+) -> Fit:
+    """Train the two-circles FCN with the MGS trace penalty; return its :class:`Fit`.
+
+    Plain mini-batch SGD on ``cross_entropy + strength * tr K(batch)`` from the same
+    initialisation (``seed``) for every setting, so runs differ only by the arguments.
+    """
+    if not strength >= 0 or not learning_rate > 0 or not 0 <= label_noise <= 1:
+        raise ValueError(
+            f"need strength >= 0, learning_rate > 0, 0 <= label_noise <= 1; got {strength}, "
+            f"{learning_rate}, {label_noise}"
+        )
+    data = two_circles_task(n_train, n_test, label_noise=label_noise, seed=seed)
+    start = time.perf_counter()
+    apply_fn, params0, run, epochs_at = _compiled(
+        int(width), depth, n_train, batch_size, epochs, n_records, seed
+    )
+    monitor = jnp.asarray(data[0][:batch_size])
+    params, rows = run(params0, tuple(jnp.asarray(a) for a in data), monitor,
+                       jnp.float32(strength), jnp.float32(learning_rate))  # fmt: skip
+    rows = np.asarray(rows)
+    seconds = time.perf_counter() - start
+    history = pd.DataFrame(rows, columns=["train_loss", "trace", "test_acc"])
+    history.insert(0, "epoch", epochs_at)
+    return Fit(history, apply_fn, params, data, seconds)
+
+
+def _title(strength: float, result: Fit) -> str:
+    last = result.final
+    return f"λ = {strength:g}: tr K = {last['trace']:.3g}, test acc = {last['test_acc']:.3f}"
+
+
+def fit_and_plot(
+    strength: float,
+    label_noise: float = 0.2,
+    width: int = 32,
+    learning_rate: float = 0.3,
+    **kwargs: Any,
+) -> tuple[plt.Figure, Fit]:
+    """Retrain once (:func:`fit`) and draw one figure: boundary, tr K and test accuracy.
+
+    Returns
+    -------
+    figure, Fit
+        The figure's suptitle (``figure._suptitle``) names the final tr K and test accuracy.
+    """
+    result = fit(strength, label_noise, width, learning_rate, **kwargs)
+    if not np.all(np.isfinite(result.history[["train_loss", "trace"]].to_numpy())):
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "training diverged: lower the learning rate or the strength",
+                ha="center", va="center")  # fmt: skip
+        ax.set_axis_off()
+        fig.suptitle(f"λ = {strength:g}: diverged")
+        return fig, result
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
+    x_tr, y_tr = result.data[:2]
+    plots.decision_boundary(result.apply_fn, result.params, x_tr, y_tr, ax=axes[0],
+                            title="decision boundary (noisy training labels)")  # fmt: skip
+    h = result.history
+    axes[1].plot(h["epoch"], h["trace"], color=plots.OKABE_ITO[0], lw=1.8)
+    axes[1].set(yscale="log", xlabel="epoch", ylabel=r"tr $K$ (monitoring batch)",
+                title=r"MGS trace over training")  # fmt: skip
+    axes[2].plot(h["epoch"], h["test_acc"], color=plots.OKABE_ITO[2], lw=1.8)
+    axes[2].set(xlabel="epoch", ylabel="test accuracy (clean labels)", ylim=(0.4, 1.02),
+                title="test accuracy over training")  # fmt: skip
+    fig.suptitle(_title(strength, result) + f"  (width {width}, label noise {label_noise:g}, "
+                 f"lr {learning_rate:g})")  # fmt: skip
+    return fig, result
+
+
+def explorer(
+    strength: float = 3e-4,
+    label_noise: float = 0.2,
+    width: int = 32,
+    learning_rate: float = 0.3,
+    **kwargs: Any,
+) -> Any:
+    """Sliders for strength, label noise, width and learning rate, and a live figure.
+
+    Every change (on release: ``continuous_update=False``) retrains via :func:`fit_and_plot`
+    and replaces the figure. Extra keyword arguments go to :func:`fit`.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Its ``children`` are a box of sliders and an ``Output``. For scripting and tests it
+        also carries ``sliders`` (dict name -> slider), ``output`` and ``state`` (dict with
+        the latest ``fit``, ``title`` and the number of retrains ``n_fits``).
+    """
+    import ipywidgets as W
+    from IPython.display import display
+
+    common = dict(continuous_update=False, style={"description_width": "initial"})
+    sliders = {
+        "strength": W.SelectionSlider(
+            options=[(f"{s:g}", s) for s in STRENGTHS], value=strength,
+            description="penalty strength λ", **common,
+        ),
+        "label_noise": W.FloatSlider(
+            value=label_noise, min=0.0, max=0.4, step=0.05, description="label noise", **common
+        ),
+        "width": W.IntSlider(value=width, min=8, max=96, step=8, description="width", **common),
+        "learning_rate": W.FloatLogSlider(
+            value=learning_rate, base=10, min=-2, max=0, step=0.25,
+            description="learning rate", readout_format=".3g", **common,
+        ),
+    }  # fmt: skip
+    output = W.Output()
+    state: dict[str, Any] = {"fit": None, "title": "", "n_fits": 0}
+
+    def redraw(_change: Any = None) -> None:
+        values = {name: s.value for name, s in sliders.items()}
+        with output:
+            output.clear_output(wait=True)
+            try:
+                fig, result = fit_and_plot(**values, **kwargs)
+            except Exception as err:  # noqa: BLE001 - show, do not kill the widget
+                print(f"could not train: {type(err).__name__}: {err}")
+                return
+            state.update(fit=result, title=fig._suptitle.get_text(), n_fits=state["n_fits"] + 1)
+            display(fig)
+            plt.close(fig)
+
+    for s in sliders.values():
+        s.observe(redraw, names="value")
+    controls = W.HBox([W.VBox([sliders["strength"], sliders["label_noise"]]),
+                       W.VBox([sliders["width"], sliders["learning_rate"]])])  # fmt: skip
+    box = W.VBox([controls, output])
+    box.sliders, box.output, box.state = sliders, output, state
+    redraw()
+    return box
+
+
+def static_grid(
+    strengths: Sequence[float] = (0.0, 3e-4, 3e-3),
+    noises: Sequence[float] = (0.0, 0.2),
+    *,
+    width: int = 32,
+    learning_rate: float = 0.3,
+    **kwargs: Any,
+) -> plt.Figure:
+    """Decision boundaries for every (label noise, strength): rows noise, columns strength.
+
+    Each panel's title gives the final tr K and test accuracy, as the explorer's figure does.
+    Extra keyword arguments go to :func:`fit`.
+    """
+    n_r, n_c = len(noises), len(strengths)
+    fig, axes = plt.subplots(n_r, n_c, figsize=(3.6 * n_c, 3.7 * n_r), layout="constrained",
+                             squeeze=False)  # fmt: skip
+    for r, noise in enumerate(noises):
+        for c, s in enumerate(strengths):
+            result = fit(s, noise, width, learning_rate, **kwargs)
+            last = result.final
+            plots.decision_boundary(
+                result.apply_fn, result.params, *result.data[:2], ax=axes[r, c],
+                title=f"noise {noise:g}, λ = {s:g}\ntr K = {last['trace']:.3g}, "
+                f"acc = {last['test_acc']:.3f}",
+            )  # fmt: skip
+    fig.suptitle(f"MGS trace penalty on two circles (width {width}, lr {learning_rate:g})")
+    return fig
