@@ -17,7 +17,23 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["FCN", "AlexNet", "LeNet5", "functional", "n_params"]
+from mgs_teach.fast import tap
+
+__all__ = ["FCN", "AlexNet", "Conv", "LeNet5", "Linear", "functional", "n_params"]
+
+
+class Linear(nnx.Linear):
+    """``nnx.Linear`` that reports itself to :func:`mgs_teach.fast.tap` (for the fast trace)."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return tap(super().__call__(x), x, self)
+
+
+class Conv(nnx.Conv):
+    """``nnx.Conv`` that reports itself to :func:`mgs_teach.fast.tap` (for the fast trace)."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return tap(super().__call__(x), x, self)
 
 
 class FCN(nnx.Module):
@@ -52,7 +68,7 @@ class FCN(nnx.Module):
                 f"bad FCN sizes: d_in={d_in}, d_out={d_out}, depth={depth}, width={width}"
             )
         sizes = [d_in] + [width] * depth + [d_out]
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.layers = nnx.List([Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.activation = activation
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
@@ -152,10 +168,10 @@ class LeNet5(nnx.Module):
     def __init__(self, d_out: int = 10, *, dropout: float = 0.0, rngs: nnx.Rngs) -> None:
         if d_out < 1:
             raise ValueError(f"bad LeNet5 size: d_out={d_out}")
-        self.conv1 = nnx.Conv(1, 6, (5, 5), padding="SAME", rngs=rngs)
-        self.conv2 = nnx.Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
+        self.conv1 = Conv(1, 6, (5, 5), padding="SAME", rngs=rngs)
+        self.conv2 = Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
         sizes = [5 * 5 * 16, 120, 84, d_out]
-        self.fc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.fc = nnx.List([Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
     def __call__(self, x: jax.Array, *, rngs: jax.Array | None = None) -> jax.Array:
@@ -195,13 +211,10 @@ class AlexNet(nnx.Module):
             raise ValueError(f"bad AlexNet size: d_out={d_out}")
         chans = [1, 32, 64, 96, 96, 64]
         self.convs = nnx.List(
-            [
-                nnx.Conv(a, b, (3, 3), padding="SAME", rngs=rngs)
-                for a, b in zip(chans[:-1], chans[1:])
-            ]
+            [Conv(a, b, (3, 3), padding="SAME", rngs=rngs) for a, b in zip(chans[:-1], chans[1:])]
         )
         sizes = [3 * 3 * 64, 256, 256, d_out]
-        self.fc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.fc = nnx.List([Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
     def __call__(self, x: jax.Array, *, rngs: jax.Array | None = None) -> jax.Array:

@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mgs_teach.kernel import mgs_kernel, mgs_trace
+from mgs_teach.fast import structured_kernel, structured_trace
+from mgs_teach.kernel import mgs_kernel
 
 Params = Any
 ApplyFn = Callable[[Params, jax.Array], jax.Array]
@@ -181,10 +182,11 @@ def loss_gradient_bounds(
 def mgs_trace_penalty(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
     r"""MGS trace penalty :math:`g_1(K) = \operatorname{tr} K = \|J\|_F^2` of the batch ``x``.
 
-    Computed by :func:`mgs_teach.kernel.mgs_trace` from per-example Jacobians, without the
-    ``(B*C)^2`` kernel. Returns a scalar array.
+    Computed exactly from the layer structure by :func:`mgs_teach.fast.structured_trace`
+    (no kernel, no per-example Jacobians); models outside that structure fall back to
+    :func:`mgs_teach.kernel.mgs_trace`. Returns a scalar array.
     """
-    return mgs_trace(apply_fn, params, x)
+    return structured_trace(apply_fn, params, x)
 
 
 def mgs_logdet_penalty(
@@ -216,7 +218,7 @@ def mgs_logdet_penalty(
     """
     if not jitter > 0:
         raise ValueError(f"jitter must be positive, got {jitter}")
-    kernel = mgs_kernel(apply_fn, params, x)
+    kernel = structured_kernel(apply_fn, params, x)
     n = kernel.shape[0]
     chol = jnp.linalg.cholesky(kernel + jitter * jnp.eye(n, dtype=kernel.dtype))
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
