@@ -8,6 +8,7 @@ file per chapter and are all available from here::
     checks.mse_update(my_function)
 """
 
+from mgs_teach.checks.fast import *  # noqa: F403
 from mgs_teach.checks.gd_step import *  # noqa: F403
 from mgs_teach.checks.measuring import *  # noqa: F403
 from mgs_teach.checks.penalty import *  # noqa: F403
