@@ -27,6 +27,7 @@ __all__ = [
     "decision_boundary",
     "history",
     "kernel_heatmap",
+    "radar",
     "style",
 ]
 
@@ -193,4 +194,58 @@ def decision_boundary(
                edgecolor="k", linewidth=0.3)  # fmt: skip
     ax.set(title=title, xticks=[], yticks=[], aspect="equal")
     ax.grid(False)
+    return ax
+
+
+def radar(
+    values: pd.DataFrame,
+    *,
+    ax: plt.Axes | None = None,
+    title: str = "",
+    limits: tuple[float, float] = (0.0, 1.0),
+    fill: bool = True,
+) -> plt.Axes:
+    """A radar (spider) chart: one closed polygon per row, one spoke per column.
+
+    Used for the paper's Figure 4: each spoke is a training scenario (for example "label
+    noise 80 %"), each polygon a regulariser, the radius its test accuracy. A larger, rounder
+    polygon is a method that is good *and* robust to the change of scenario.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Rows are the series (their index becomes the legend), columns the spokes (their
+        names become the spoke labels). Missing values are drawn at the inner limit.
+    ax : matplotlib Axes, optional
+        A *polar* axes; a new one is made if omitted.
+    title : str
+    limits : (float, float)
+        Radial range.
+    fill : bool
+        Shade each polygon lightly.
+
+    Returns
+    -------
+    matplotlib Axes (polar)
+    """
+    labels = [str(c) for c in values.columns]
+    if len(labels) < 3:
+        raise ValueError(f"a radar chart needs at least 3 spokes, got {len(labels)}")
+    if ax is None:
+        _, ax = plt.subplots(subplot_kw={"projection": "polar"}, figsize=(5.2, 5.2))
+    angles = np.linspace(0, 2 * np.pi, len(labels), endpoint=False)
+    closed = np.append(angles, angles[0])
+    for i, (name, row) in enumerate(values.iterrows()):
+        r = np.nan_to_num(row.to_numpy(dtype=float), nan=limits[0])
+        r = np.append(r, r[0])
+        color = OKABE_ITO[i % len(OKABE_ITO)]
+        ax.plot(closed, r, color=color, lw=1.8, label=str(name), marker="o", ms=3)
+        if fill:
+            ax.fill(closed, r, color=color, alpha=0.08)
+    ax.set_xticks(angles, labels, fontsize=8)
+    ax.set_ylim(*limits)
+    ax.set_rlabel_position(np.degrees(angles[1]) / 2)  # radial labels between two spokes
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.35, 1.1))
     return ax

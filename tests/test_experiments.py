@@ -133,3 +133,62 @@ def test_a_real_grid_end_to_end(tmp_path):
     assert runs["label_noise"].iloc[0] == 0.5 and runs["model"].iloc[0] == "fcn"
     x_tr, y_tr, x_ev, y_ev = E.make_data(dataclasses.replace(scenario, split="validation"), 0)
     assert len(x_tr) == 48 and len(x_ev) == 16  # a quarter of the subset held out
+
+
+# ------------------------------------------------------------ the MNIST chapter's command
+
+
+def test_full_scale_grids_have_the_papers_sizes():
+    best = {"lenet5": {"mgs_trace": 1e-4}, "fcn": {}, "alexnet": {}}
+    grids = E.mnist_grids("full", best)
+    table1 = grids["table1"]
+    assert {(s.model, s.n_train, s.epochs) for s in table1} == {("lenet5", 3000, 400)}
+    assert sorted({s.label_noise for s in table1}) == [0.0, 0.3, 0.6, 0.8]
+    assert {s.regulariser for s in table1} == set(E.TABLE_METHODS.values())
+    assert {s.strength for s in table1 if s.regulariser == "mgs_trace"} == {1e-4}
+    assert {s.model for s in grids["fcn_table"]} == {"fcn"} and len(grids["fcn_table"]) == 20
+    assert [s.regulariser for s in grids["figure3"]] == list(E.MNIST_REGULARISERS)
+    assert {s.model for s in grids["figure3"]} == {"alexnet"}
+    middle = grids["figure4"][0]
+    assert (middle.n_train, middle.label_noise, middle.epochs) == (3000, 0.5, 100)
+    for scenario in grids["figure4"]:  # every scenario changes at most one setting
+        changed = [f for f in ("n_train", "label_noise", "batch_size", "learning_rate", "epochs")
+                   if getattr(scenario, f) != getattr(middle, f)]  # fmt: skip
+        assert len(changed) <= 1
+    assert {name for name in E.mnist_tuning("full")} == {"lenet5", "fcn", "alexnet"}
+    assert E.mnist_settings("full")["seeds"] == 10
+    with pytest.raises(ValueError, match="unknown scale"):
+        E.mnist_settings("huge")
+
+
+def test_cli_runs_every_grid_resumably_and_writes_provenance(tmp_path, no_mnist, monkeypatch):
+    runner = FakeRunner()
+    monkeypatch.setattr(E, "train", runner)
+    out = tmp_path / "mnist"
+    assert E.load_mnist_results(out) is None  # nothing yet: the chapter says "pending"
+    E.main(["mnist", "--out", str(out), "--scale", "smoke", "--source", "offline",
+            "--no-progress"])  # fmt: skip
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["command"].endswith(
+        f"-m mgs_teach.experiments mnist --out {out} --scale smoke --source offline --no-progress"
+    )
+    assert provenance["status"] == "finished" and provenance["wall_s"] >= 0
+    assert provenance["scale"] == "smoke" and provenance["source"] == "offline"
+    assert provenance["git_commit"] and provenance["device"] and provenance["start"]
+    assert provenance["end"] >= provenance["start"]
+    assert set(provenance["versions"]) == {"python", "jax", "jaxlib", "flax", "optax", "numpy"}
+    n_calls = len(runner.calls)
+    assert n_calls > 0
+
+    loaded = E.load_mnist_results(out)  # reads back without training
+    assert len(runner.calls) == n_calls
+    assert set(loaded) >= {"best", "tuning", "figure3", "table1", "fcn_table", "figure4"}
+    assert set(loaded["figure3"]["regulariser"]) == set(E.MNIST_REGULARISERS)
+    assert loaded["provenance"] == provenance
+
+    E.main(["mnist", "--out", str(out), "--scale", "smoke", "--source", "offline",
+            "--no-progress"])  # fmt: skip
+    assert len(runner.calls) == n_calls  # resumed: nothing ran twice
+
+    (out / "provenance.json").write_text(json.dumps({**provenance, "status": "running"}))
+    assert E.load_mnist_results(out) is None  # an unfinished command is still pending

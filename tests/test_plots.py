@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from mgs_teach import plots  # noqa: E402
 
@@ -30,4 +31,18 @@ def test_decision_boundary_shades_the_predicted_probability():
 
     ax = plots.decision_boundary(apply_fn, None, x, np.array([0, 1]), title="t", resolution=20)
     assert ax.get_title() == "t" and len(ax.collections) >= 3
+    plt.close("all")
+
+
+def test_radar_draws_one_closed_polygon_per_row_and_one_spoke_per_column():
+    values = pd.DataFrame({"n 1000": [0.5, 0.7], "noise 80%": [0.2, 0.6], "batch 16": [0.4, 0.8],
+                           "lr 0.3": [np.nan, 0.9]}, index=["none", "mgs_trace"])  # fmt: skip
+    ax = plots.radar(values, title="robustness")
+    assert ax.name == "polar" and ax.get_title() == "robustness"
+    assert len(ax.lines) == 2 and all(len(line.get_xdata()) == 5 for line in ax.lines)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(values.columns)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["none", "mgs_trace"]
+    assert ax.lines[0].get_ydata()[3] == 0.0  # a missing value sits at the inner limit
+    with pytest.raises(ValueError, match="3 spokes"):
+        plots.radar(values.iloc[:, :2])
     plt.close("all")

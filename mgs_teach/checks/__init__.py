@@ -11,5 +11,6 @@ file per chapter and are all available from here::
 from mgs_teach.checks.fast import *  # noqa: F403
 from mgs_teach.checks.gd_step import *  # noqa: F403
 from mgs_teach.checks.measuring import *  # noqa: F403
+from mgs_teach.checks.mnist import *  # noqa: F403
 from mgs_teach.checks.penalty import *  # noqa: F403
 from mgs_teach.checks.regularisation import *  # noqa: F403

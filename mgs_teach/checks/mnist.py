@@ -1,0 +1,141 @@
+"""Self-checks for the chapter \"MGS on corrupted MNIST\".
+
+Every check compares the student's answer with a reference computed here, prints a verdict
+with a hint, and returns ``True`` or ``False``. The hints never contain the expected values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mgs_teach.checks._common import _call, _close, _report
+
+__all__ = ["memoriser_accuracy", "noise_threshold", "paper_aggregate", "survivor_at_80"]
+
+
+# ------------------------------------------------------------------- aggregation
+
+
+def _histories(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n_seeds, n_steps = int(rng.integers(2, 5)), int(rng.integers(7, 12))
+    rows = []
+    for s in range(n_seeds):
+        curve = (
+            0.5 + 0.3 * np.sin(np.linspace(0, 2.5, n_steps)) + 0.05 * rng.standard_normal(n_steps)
+        )
+        rows += [dict(seed=s, step=10 * t, test_acc=a) for t, a in enumerate(curve)]
+    frame = pd.DataFrame(rows)
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # shuffled rows
+
+
+def _reference(frame: pd.DataFrame, last: int) -> tuple[float, float, float]:
+    frame = frame.sort_values(["seed", "step"])
+    finals = frame.groupby("seed")["test_acc"].apply(lambda a: a.tail(last).mean())
+    curve = frame.groupby("step")["test_acc"].mean()
+    return float(finals.mean()), float(finals.std(ddof=1)), float(curve.max())
+
+
+def paper_aggregate(fn: Callable[[pd.DataFrame, int], Any]) -> bool:
+    """Check ``fn(frame, last) -> (final, sd, max)``, the paper's aggregation.
+
+    ``frame`` has columns ``seed, step, test_acc`` in no particular order.
+    """
+    what = "paper aggregation"
+    for seed, last in ((0, 5), (1, 3), (2, 5)):
+        frame = _histories(seed)
+        final, sd, best = _reference(frame, last)
+        got = _call(fn, frame.copy(), last)
+        try:
+            g_final, g_sd, g_max = (float(v) for v in got)
+        except (TypeError, ValueError):
+            return _report(False, "return three numbers: (final, sd, max).", what=what)
+        if not _close(g_final, final):
+            tails = frame.groupby("seed")["test_acc"].apply(lambda a, n=last: a.tail(n).mean())
+            last_any = tails.mean()
+            hint = ("sort each run by step before taking its last records."
+                    if _close(g_final, last_any) else
+                    "a run's final value is the mean of its last `last` records; then average "
+                    "over runs.")  # fmt: skip
+            return _report(False, hint, what=what)
+        if not _close(g_sd, sd):
+            return _report(False, "sd is the sample standard deviation (ddof=1) of the runs' "
+                           "final values.", what=what)  # fmt: skip
+        if not _close(g_max, best):
+            return _report(False, "max is taken on the curve averaged over runs at each step, "
+                           "not over the individual runs.", what=what)  # fmt: skip
+    return _report(True, "", what=what)
+
+
+# ------------------------------------------------------------------- label noise
+
+
+def memoriser_accuracy(fn: Callable[[float, int], Any]) -> bool:
+    """Check ``fn(p, n_classes)``: expected clean test accuracy of a perfect memoriser.
+
+    The memoriser reproduces, for every test image, the label its training twin was given:
+    the true label with probability ``1 - p``, otherwise one of the other classes uniformly.
+    """
+    what = "memoriser accuracy"
+    for p, c in ((0.0, 10), (0.3, 10), (0.8, 10), (0.5, 2), (0.6, 3)):
+        got = _call(fn, p, c)
+        if not _close(got, 1.0 - p, rtol=1e-9, atol=1e-9):
+            if _close(got, 1.0 - p + p / c, rtol=1e-9, atol=1e-9):
+                return _report(False, "a flipped label is never the true class: flips go to "
+                               "one of the *other* classes.", what=what)  # fmt: skip
+            return _report(False, "a test prediction is right exactly when the memorised label "
+                           "was not flipped.", what=what)  # fmt: skip
+    return _report(True, "", what=what)
+
+
+def noise_threshold(value: Any, n_classes: int = 10) -> bool:
+    """Check the noise rate above which the true class stops being the most common label."""
+    what = "noise threshold"
+    expected = (n_classes - 1) / n_classes
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return _report(False, "give a fraction between 0 and 1.", what=what)
+    if value > 1.0 and _close(value / 100, expected):
+        return _report(False, "give a fraction, not a percentage.", what=what)
+    if _close(value, 0.5):
+        return _report(False, "the true class does not need a majority, only more votes than "
+                       "each other class separately.", what=what)  # fmt: skip
+    return _report(_close(value, expected, rtol=1e-6),
+                   "solve 1 - p = p / (C - 1) for p: the true class against ONE other class.",
+                   what=what)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the prediction
+
+_METHODS = {"unregularised": "none", "none": "none", "dropout": "dropout",
+            "weight": "weight_decay", "weight_decay": "weight_decay",
+            "weight decay": "weight_decay",
+            "loss grad.": "param_gradient", "loss grad": "param_gradient",
+            "param_gradient": "param_gradient", "input_gradient": "param_gradient",
+            "mgs": "mgs_trace", "mgs_trace": "mgs_trace", "mgs_logdet": "mgs_trace"}  # fmt: skip
+
+
+def survivor_at_80(answer: Any) -> bool:
+    """Check the prediction of the method that keeps the best accuracy at 80 % noise.
+
+    Judged against the paper's Table 1 (LeNet-5, 3,000 samples): a name from
+    ``Unregularised, Dropout, Weight, Loss grad., MGS`` (or a regulariser name).
+    """
+    what = "prediction"
+    key = _METHODS.get(str(answer).strip().lower()) if isinstance(answer, str) else None
+    if key is None:
+        return _report(False, "answer with one of 'Unregularised', 'Dropout', 'Weight', "
+                       "'Loss grad.', 'MGS'.", what=what)  # fmt: skip
+    hints = {
+        "none": "without regularisation the network memorises the 80 % wrong labels.",
+        "dropout": "dropout slows memorisation but does not stop it when most labels are wrong.",
+        "weight_decay": "a decay strong enough to resist the noise also stops learning.",
+        "param_gradient": "the loss-gradient penalty fades as the network fits the training "
+                          "labels, wrong ones included (the gradient it penalises vanishes).",
+    }  # fmt: skip
+    return _report(key == "mgs_trace", hints.get(key, ""), what=what)
