@@ -1,7 +1,8 @@
 """How much a trace-penalised SGD step costs, by method: ``python -m mgs_teach.bench``.
 
 Every method runs in one process on the same weights and inputs (batch 32, 10 classes,
-28 x 28 inputs), jit-compiled, with warm-up, as the median of several repeats:
+28 x 28 inputs), jit-compiled, with warm-up, as the median of several repeats (fewer for
+steps of several seconds, see :func:`median_seconds`):
 
 =================  ===============================================================
 plain              SGD step on cross-entropy
@@ -88,12 +89,28 @@ def make_step(apply_fn: Callable, method: str) -> Callable:
     return step, opt
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs, after a compile and a warm-up run."""
+def median_seconds(fn: Callable[[], Any], repeats: int, budget: float | None = 10.0) -> float:
+    """Median wall time of ``fn()`` over up to ``repeats`` timed runs, after compile and warm-up.
+
+    The first call compiles. A step that is fast enough then gets an untimed warm-up run, and
+    as many of the ``repeats`` as fit in ``budget`` seconds (at least one). A step whose first
+    call alone took longer than ``budget`` is timed once more, without a warm-up: the median of
+    a few multi-second steps is as precise as that of many short ones, and a warm-up guards
+    against start-up costs that are negligible at that length. ``budget=None`` always runs
+    the warm-up and all ``repeats``.
+    """
+    start = time.perf_counter()
     jax.block_until_ready(fn())
-    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    slow = budget is not None and first > budget
+    warm = 0.0
+    if not slow:
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        warm = time.perf_counter() - start
+    runs = 1 if slow else repeats if budget is None else max(1, min(repeats, int(budget // warm)))
     times = []
-    for _ in range(repeats):
+    for _ in range(runs):
         start = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
@@ -108,9 +125,12 @@ def inputs(batch: int, seed: int = 0) -> tuple[jax.Array, jax.Array]:
 
 def benchmark(
     models: list[str], methods: list[str], *, batch: int = 32, repeats: int = 5,
-    progress: bool = True,
+    budget: float | None = 10.0, progress: bool = True,
 ) -> list[dict]:  # fmt: skip
-    """Time every method on every model; rows as in the module docstring."""
+    """Time every method on every model; rows as in the module docstring.
+
+    Each step is timed by :func:`median_seconds` with ``repeats`` and ``budget``.
+    """
     rows, device = [], jax.devices()[0].platform
     for name in models:
         apply_fn, params = functional(MODELS[name]())
@@ -119,7 +139,8 @@ def benchmark(
         for method in methods:
             step, opt = make_step(apply_fn, method)
             state = opt.init(params)
-            seconds = median_seconds(lambda: step(params, state, x, y, jax.random.key(1)), repeats)  # noqa: B023
+            seconds = median_seconds(lambda: step(params, state, x, y, jax.random.key(1)),  # noqa: B023
+                                     repeats, budget)  # fmt: skip
             plain = seconds if method == "plain" else plain
             rows.append(dict(model=name, method=method, device=device, seconds_per_step=seconds))
             if progress:
@@ -151,9 +172,11 @@ def setup_nt(env: Path = NT_ENV) -> Path:
 
 def neural_tangents(
     model: str, params: Any, x: jax.Array, y: jax.Array, *, python: Path,
-    kernel_batch: int = 4, time_steps: bool = True, repeats: int = 5,
+    kernel_batch: int = 4, time_steps: bool = True, repeats: int = 5, budget: float | None = 10.0,
 ) -> dict:  # fmt: skip
     """Run :mod:`mgs_teach._nt_worker` in the neural-tangents environment.
+
+    Steps are timed as by :func:`median_seconds`, with the same ``repeats`` and ``budget``.
 
     Returns
     -------
@@ -166,7 +189,7 @@ def neural_tangents(
     flat = {"p/" + "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
             for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}  # fmt: skip
     meta = dict(model=model, kernel_batch=kernel_batch, time=time_steps, repeats=repeats,
-                strength=STRENGTH)  # fmt: skip
+                budget=budget, strength=STRENGTH)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path_in, path_out = Path(tmp) / "in.npz", Path(tmp) / "out.json"
         np.savez(path_in, x=np.asarray(x), y=np.asarray(y), meta=json.dumps(meta), **flat)
@@ -201,7 +224,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="most timed runs per step")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=10.0,
+        help="seconds of timed runs per step: slow steps get fewer repeats (at least one)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     parser.add_argument(
         "--nt",
@@ -216,9 +245,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     args = parser.parse_args(argv)
 
-    print(f"MGS penalty step benchmark: batch {args.batch}, median of {args.repeats}, "
+    print(f"MGS penalty step benchmark: batch {args.batch}, median of up to {args.repeats} "
+          f"repeats within {args.budget:g} s per step, "
           f"jax {jax.__version__} on {jax.devices()[0]}", flush=True)  # fmt: skip
-    rows = benchmark(args.models, args.methods, batch=args.batch, repeats=args.repeats)
+    rows = benchmark(args.models, args.methods, batch=args.batch, repeats=args.repeats,
+                     budget=args.budget)  # fmt: skip
     python = setup_nt() if args.setup_nt else nt_python()
     if args.nt == "on" and python is None:
         parser.error(f"no neural-tangents environment at {NT_ENV}; pass --setup-nt")
@@ -229,7 +260,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                       if r["model"] == name and r["method"] == "plain"]  # fmt: skip
             plain = plains[0] if plains else float("nan")
             result = neural_tangents(name, functional(MODELS[name]())[1], x, y, python=python,
-                                     repeats=args.repeats)  # fmt: skip
+                                     repeats=args.repeats, budget=args.budget)  # fmt: skip
             for r in result["rows"]:
                 row = dict(model=name, method=r["method"], device=result["device"])
                 if "error" in r:

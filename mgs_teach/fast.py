@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import itertools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -118,11 +119,28 @@ def _describe(layer: Any) -> _Layer | None:
     if not plain:
         return None
     strides = _as_tuple(getattr(layer, "strides", 1) or 1, len(ks))
-    return _Layer("conv", n, has_bias, ks, strides, layer.padding)
+    padding = _pads(layer.padding, len(ks))
+    if padding is None:
+        return None
+    return _Layer("conv", n, has_bias, ks, strides, padding)
 
 
 def _as_tuple(v: Any, n: int) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, tuple | list) else (int(v),) * n
+
+
+def _pads(padding: Any, nd: int) -> str | tuple[tuple[int, int], ...] | None:
+    """A convolution's padding as ``"SAME"``, ``"VALID"`` or explicit pairs; ``None`` if other.
+
+    Circular, causal and reflecting paddings are applied by the layer outside the affine
+    map, so the layer's input is not what the kernel sees: those layers are not structured.
+    """
+    if isinstance(padding, str):
+        return padding if padding in ("SAME", "VALID") else None
+    if isinstance(padding, int):
+        return ((padding, padding),) * nd
+    pairs = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    return pairs if len(pairs) == nd and all(len(p) == 2 for p in pairs) else None
 
 
 # ----------------------------------------------------------------------- the taps
@@ -197,16 +215,29 @@ def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder
 
 
 def _patches(a: jax.Array, layer: _Layer) -> jax.Array:
-    """Inputs as ``(B, positions, fan_in)``: the vectors each output position is affine in."""
+    """Inputs as ``(B, positions, fan_in)``: the vectors each output position is affine in.
+
+    A convolution's patches are gathered as ``prod(kernel_size)`` strided slices of the padded
+    input: pure data movement. (``lax.conv_general_dilated_patches`` computes the same thing
+    as a convolution with one-hot filters, which costs ``fan_in`` times more arithmetic than
+    the layer itself.) The fan-in order differs from the kernel's, which no norm or inner
+    product of the structured trace can see.
+    """
     if layer.kind == "dense":
         return jnp.reshape(a, (a.shape[0], -1, a.shape[-1]))
-    nd = len(layer.kernel_size)
-    spatial = "HWD"[:nd]
-    numbers = ("N" + spatial + "C", "OI" + spatial, "N" + spatial + "C")
-    p = jax.lax.conv_general_dilated_patches(
-        a, layer.kernel_size, layer.strides, layer.padding, dimension_numbers=numbers
-    )
-    return jnp.reshape(p, (p.shape[0], -1, p.shape[-1]))
+    spatial = a.shape[1:-1]
+    pads = layer.padding
+    if isinstance(pads, str):
+        pads = jax.lax.padtype_to_pads(spatial, layer.kernel_size, layer.strides, pads)
+    a = jnp.pad(a, [(0, 0), *pads, (0, 0)])
+    out = [(n - k) // s + 1 for n, k, s in zip(a.shape[1:-1], layer.kernel_size, layer.strides)]
+    slices = [
+        a[(slice(None), *(slice(o, o + (m - 1) * s + 1, s)
+                          for o, m, s in zip(offset, out, layer.strides)), slice(None))]
+        for offset in itertools.product(*map(range, layer.kernel_size))
+    ]  # fmt: skip
+    p = jnp.stack(slices, axis=-2)  # (B, *out, prod(kernel_size), C_in)
+    return jnp.reshape(p, (a.shape[0], int(np.prod(out)), -1))
 
 
 def _layer_sq_norms(delta: jax.Array, a: jax.Array, layer: _Layer) -> jax.Array:

@@ -27,8 +27,32 @@ class GramCNN(nnx.Module):
         return self.head(x.reshape(x.shape[0], -1))
 
 
+class PaddedCNN(nnx.Module):
+    """Explicit, asymmetric padding with unequal strides, and a 1-d convolution."""
+
+    def __init__(self, rngs):
+        self.c1 = Conv(2, 4, (3, 2), strides=(2, 1), padding=((1, 2), (0, 1)), rngs=rngs)
+        self.c2 = Conv(4, 3, (2,), padding=1, rngs=rngs)
+        self.head = Linear(3, 2, rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        x = jnp.tanh(self.c1(x))  # (B, 4, 6, 4)
+        x = jnp.tanh(self.c2(x.reshape(x.shape[0], -1, 4)))  # (B, 25, 3)
+        return self.head(x.mean(axis=1))
+
+
+class CircularCNN(nnx.Module):
+    def __init__(self, rngs):
+        self.c = Conv(1, 2, (3, 3), padding="CIRCULAR", rngs=rngs)
+        self.head = Linear(2, 2, rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        return self.head(jnp.tanh(self.c(x)).mean(axis=(1, 2)))
+
+
 MODELS = {
     "fcn": (lambda: FCN(12, 4, depth=3, width=9, rngs=nnx.Rngs(0)), (5, 12)),
+    "padded-cnn": (lambda: PaddedCNN(nnx.Rngs(4)), (3, 7, 5, 2)),
     "lenet5": (lambda: LeNet5(10, rngs=nnx.Rngs(1)), (2, 28, 28)),
     "alexnet": (lambda: AlexNet(10, rngs=nnx.Rngs(2)), (1, 28, 28)),
     "gram-cnn": (lambda: GramCNN(nnx.Rngs(3)), (4, 6, 6, 1)),
@@ -55,7 +79,7 @@ def test_structured_trace_and_gradient_equal_brute_force(name, x64):
     np.testing.assert_allclose(g, g_exact, rtol=1e-10, atol=1e-12 * float(jnp.abs(g_exact).max()))
 
 
-@pytest.mark.parametrize("name", ["fcn", "lenet5", "gram-cnn"])
+@pytest.mark.parametrize("name", ["fcn", "lenet5", "gram-cnn", "padded-cnn"])
 def test_structured_kernel_equals_the_jacobian_kernel(name, x64):
     apply_fn, params, x = float64_model(name)
     np.testing.assert_allclose(fast.structured_kernel(apply_fn, params, x),
@@ -90,11 +114,14 @@ class Shared(nnx.Module):
         return self.a(jnp.tanh(self.a(x)))  # the same layer twice: gradients add up
 
 
-@pytest.mark.parametrize("module, reason", [(Untapped, "outside tapped layers"),
-                                            (Shared, "used more than once")])  # fmt: skip
-def test_other_models_fall_back_with_a_notice(module, reason):
+@pytest.mark.parametrize("module, shape, reason", [
+    (Untapped, (4, 3), "outside tapped layers"),
+    (Shared, (4, 3), "used more than once"),
+    (CircularCNN, (2, 5, 5, 1), "neither dense nor a plain convolution"),
+])  # fmt: skip
+def test_other_models_fall_back_with_a_notice(module, shape, reason):
     apply_fn, params = functional(module(nnx.Rngs(0)))
-    x = jax.random.normal(jax.random.key(0), (4, 3))
+    x = jax.random.normal(jax.random.key(0), shape)
     assert not fast.is_structured(apply_fn, params, x)
     fast._NOTICED.clear()
     with pytest.warns(UserWarning, match=f"fast path unavailable .*{reason}"):
