@@ -3,16 +3,20 @@
 Call :func:`style` once at the top of a chapter. Colours come from the Okabe-Ito palette,
 which stays distinguishable under the common forms of colour blindness; sequential maps are
 ``cividis`` (perceptually uniform and colour-blind safe) and diverging maps ``RdBu_r``.
+
+In a notebook, :func:`style` also has every figure checked by :func:`audit` as it is
+displayed: an axis that shows numbers without a label gets a ``figure check:`` line on
+stderr, which the book's tests look for.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
-from cycler import cycler
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +28,7 @@ __all__ = [
     "METRIC_LABELS",
     "OKABE_ITO",
     "SEQUENTIAL",
+    "audit",
     "decision_boundary",
     "history",
     "kernel_heatmap",
@@ -49,7 +54,7 @@ def style() -> None:
     """Set the book's matplotlib defaults (colours, sizes, grid)."""
     mpl.rcParams.update(
         {
-            "axes.prop_cycle": cycler(color=OKABE_ITO),
+            "axes.prop_cycle": mpl.cycler(color=OKABE_ITO),
             "image.cmap": SEQUENTIAL,
             "figure.figsize": (6.4, 4.0),
             "figure.dpi": 100,
@@ -64,6 +69,72 @@ def style() -> None:
             "axes.spines.right": False,
         }
     )
+    _audit_displayed_figures()
+
+
+def audit(fig: plt.Figure) -> list[str]:
+    """What a reader would miss in a figure: axes that show numbers but no label.
+
+    An axis counts if its tick labels are visible; a label on any axes that shares it (as
+    in ``plt.subplots(sharey=True)``) is enough. Polar and 3-d axes and axes switched off
+    (images, legends) are not checked. Colour bars are axes too: label them.
+
+    Returns
+    -------
+    list of str
+        One line per problem; empty when the figure is fine.
+    """
+    fig.draw_without_rendering()  # tick labels get their text when drawn
+    problems = []
+    for ax in fig.axes:
+        if not (ax.get_visible() and ax.axison) or ax.name != "rectilinear":
+            continue
+        name = ax.get_title() or ax.get_label() or f"axes {fig.axes.index(ax)}"
+        for axis in ("x", "y"):
+            ticks = getattr(ax, f"get_{axis}ticklabels")()
+            if not any(t.get_visible() and t.get_text() for t in ticks):
+                continue
+            group = getattr(ax, f"get_shared_{axis}_axes")().get_siblings(ax)
+            if not any(getattr(a, f"get_{axis}label")() for a in group):
+                problems.append(f"{name!r}: numbers on the {axis}-axis but no {axis}-label")
+    return problems
+
+
+def _audit_displayed_figures() -> None:
+    """Wrap IPython's PNG formatter for figures with :func:`audit`, before every cell.
+
+    Before every cell, because the inline backend registers its formatter when it is first
+    used, which may be after :func:`style` ran.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None or getattr(ip, "_mgs_audit", False):
+        return
+    from matplotlib.figure import Figure
+
+    def wrap(*_: object) -> None:
+        formatter = ip.display_formatter.formatters["image/png"]
+        try:
+            original = formatter.lookup_by_type(Figure)
+        except KeyError:
+            return
+        if getattr(original, "audited", False):
+            return
+
+        def png(fig: Figure, *args: object, **kwargs: object) -> object:
+            for problem in audit(fig):
+                print(f"figure check: {problem}", file=sys.stderr)
+            return original(fig, *args, **kwargs)
+
+        png.audited = True
+        formatter.for_type(Figure, png)
+
+    ip.events.register("pre_run_cell", wrap)
+    ip._mgs_audit = True
+    wrap()
 
 
 def kernel_heatmap(

@@ -57,11 +57,26 @@ def pick(quick: T, full: T) -> T:
 
 
 def banner() -> str:
-    """One line naming the scale, the device and the software, for the top of a chapter."""
+    """A short banner for the top of a chapter: the scale, whether a GPU is active, the software.
+
+    The first line starts with ``scale: quick`` or ``scale: full``. Without a GPU a second line
+    says how to get one (in Colab: *Runtime > Change runtime type*) or how to force a scale.
+    """
     dev = jax.devices()[0]
     kind = getattr(dev, "device_kind", dev.platform)
-    source = "set by " + ENV_VAR if os.environ.get(ENV_VAR) else "default for this device"
-    return (
-        f"scale: {current()} ({source}) | device: {device()} ({kind}) | "
+    accelerated = device() in ("gpu", "tpu")
+    if os.environ.get(ENV_VAR):
+        source = f"set by {ENV_VAR}"
+    else:
+        source = f"default {'with' if accelerated else 'without'} a GPU"
+    accelerator = f"GPU active: {kind}" if accelerated else "no GPU (running on the CPU)"
+    lines = [
+        f"scale: {current()} ({source}) | {accelerator} | "
         f"jax {jax.__version__}, python {platform.python_version()}"
-    )
+    ]
+    if not accelerated:
+        lines.append(
+            "  quick runs every cell on a CPU in minutes. For the paper's sizes use a GPU "
+            "(in Colab: Runtime > Change runtime type) or set MGS_SCALE=full."
+        )
+    return "\n".join(lines)

@@ -225,6 +225,7 @@ def explorer(
     import ipywidgets as W
     from IPython.display import display
 
+    _colab_widget_manager(W.__version__)
     common = dict(continuous_update=False, style={"description_width": "initial"})
     sliders = {
         "strength": W.SelectionSlider(
@@ -264,6 +265,16 @@ def explorer(
     box.sliders, box.output, box.state = sliders, output, state
     redraw()
     return box
+
+
+def _colab_widget_manager(version: str) -> None:
+    """In Colab, turn on the widget manager that ipywidgets 8 needs (7 works as it is)."""
+    try:
+        from google.colab import output  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    if int(version.split(".")[0]) >= 8:
+        output.enable_custom_widget_manager()
 
 
 def static_grid(

@@ -1,4 +1,13 @@
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # bookfiles, tools
+from bookfiles import ROOT  # noqa: E402
 
 from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the tests
 
@@ -7,3 +16,27 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 def x64():
     with enable_x64():
         yield
+
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory):
+    """Build the whole book as the README does (quick scale, warnings as errors), once.
+
+    Returns the build folder: HTML in ``_build/html``, executed notebooks in
+    ``_build/jupyter_execute``.
+    """
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    env = {**os.environ, "MGS_SCALE": "quick"}
+    cmd = [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    assert result.returncode == 0, "book build failed:\n" + "\n".join(
+        line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line
+    )
+    return out / "_build"
+
+
+@pytest.fixture(scope="session")
+def html(book_build):
+    return book_build / "html"

@@ -1,28 +1,9 @@
 """Build the whole book as the README does: every chapter executes at quick scale, -W."""
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-from tests.book_files import ROOT, chapters
-
-
-@pytest.fixture(scope="session")
-def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    env = {**os.environ, "MGS_SCALE": "quick"}
-    cmd = [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
-    log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
-    assert result.returncode == 0, "book build failed:\n" + "\n".join(
-        line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line
-    )
-    return out / "_build" / "html"
+from bookfiles import ROOT, chapters
 
 
 @pytest.mark.book

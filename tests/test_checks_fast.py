@@ -52,6 +52,18 @@ def hutchinson_variance_loop(blocks, k):
     return total / k
 
 
+def dense_multiplications_loop(b, c, n_in, n_out):
+    """Count one multiplication at a time, as the two methods would run."""
+    naive = structured = 0
+    for _ in range(b):
+        structured += n_in  # ||a_i||^2, shared by all outputs
+        for _ in range(c):
+            naive += n_out * n_in  # the outer product delta_ic a_i^T
+            naive += n_out * n_in  # squaring its entries
+            structured += n_out + 1  # ||delta_ic||^2, then times ||a_i||^2
+    return naive, structured
+
+
 RIGHT = [
     (checks.two_layer_trace, two_layer_ok),
     (checks.two_layer_trace, two_layer_autodiff),
@@ -60,6 +72,11 @@ RIGHT = [
     (checks.gram_crossover, lambda p, i, o: p * (i + o) < i * o),
     (checks.gram_crossover, lambda p, i, o: bool(p**2 * (i + o) < p * i * o)),
     (checks.gram_crossover, lambda p, i, o: np.bool_(p * (i + o) < i * o)),
+    (checks.dense_multiplications, dense_multiplications_loop),
+    (
+        checks.dense_multiplications,
+        lambda b, c, i, o: (2.0 * b * c * i * o, b * c * (o + 1) + b * i),
+    ),
 ]
 
 # ------------------------------------------------------------------ wrong answers
@@ -97,10 +114,21 @@ WRONG = [
     (checks.gram_crossover, lambda p, i, o: p * (i + o) > i * o),  # reversed
     (checks.gram_crossover, lambda p, i, o: p > 10),  # a rule of thumb
     (checks.gram_crossover, lambda p, i, o: int(p * (i + o) < i * o)),  # not a bool
+    (checks.dense_multiplications, lambda b, c, i, o: (b * c * i * o, b * c * (o + 1) + b * i)),
+    (checks.dense_multiplications, lambda b, c, i, o: (2 * b * c * i * o, b * c * (o + i + 1))),
+    (checks.dense_multiplications, lambda b, c, i, o: (2 * b * c * i * o, b * c * o + b * i)),
+    (checks.dense_multiplications, lambda b, c, i, o: (2 * b * c * i * o, 2 * b * c * o)),
+    (checks.dense_multiplications, lambda b, c, i, o: 2 * b * c * i * o),  # one number
+    (checks.dense_multiplications, lambda b, c, i, o: (True, True)),
 ]
 
 MALFORMED = [lambda *a: None, lambda *a: "nonsense", lambda *a: [[1, 2], [3]], lambda *a: 1 / 0]
-CHECKS = [checks.two_layer_trace, checks.hutchinson_variance, checks.gram_crossover]
+CHECKS = [
+    checks.two_layer_trace,
+    checks.hutchinson_variance,
+    checks.gram_crossover,
+    checks.dense_multiplications,
+]
 
 
 @pytest.mark.parametrize(("check", "answer"), RIGHT)
@@ -136,6 +164,7 @@ def _expected_numbers():
     for b, c, k in [(3, 4, 1), (2, 3, 4), (5, 2, 16)]:
         g = rng.standard_normal((b, c, c + 2))
         values.append(hutchinson_variance_ok(np.einsum("bci,bdi->bcd", g, g), k))
+    values += dense_multiplications_loop(32, 10, 300, 300) + dense_multiplications_loop(4, 3, 5, 7)
     return values
 
 
@@ -152,3 +181,16 @@ def test_never_prints_the_expected_value(check, capsys):
     for value in _expected_numbers():
         for text in (f"{value:.3f}", f"{value:.4g}", repr(float(value))):
             assert text not in out
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (lambda b, c, i, o: (b * c * i * o, b * c * (o + 1) + b * i), "a multiplication too"),
+        (lambda b, c, i, o: (2 * b * c * i * o, b * c * (o + i + 1)), "once per sample"),
+        (lambda b, c, i, o: (2 * b * c * i * o, b * c * o + b * i), "one more, per (i, c)"),
+    ],
+)
+def test_dense_multiplications_hints(answer, hint, capsys):
+    assert checks.dense_multiplications(answer) is False
+    assert hint in capsys.readouterr().out

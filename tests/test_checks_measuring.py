@@ -32,6 +32,19 @@ def centred_kernel_ok(k):
     return k - k.mean(axis=0, keepdims=True) - k.mean(axis=1, keepdims=True) + k.mean()
 
 
+def per_output_centring_ok(theta, c):
+    b = theta.shape[0] // c
+    blocks = theta.reshape(b, c, -1)  # sample-major rows: (sample, output, parameter)
+    return (blocks - blocks.mean(axis=0)).reshape(theta.shape)
+
+
+def per_output_centring_loop(theta, c):
+    out = np.array(theta, dtype=float)
+    for output in range(c):
+        out[output::c] -= theta[output::c].mean(axis=0)
+    return out
+
+
 def spectral_means_ok(k):
     n = k.shape[0]
     sign, logdet = np.linalg.slogdet(k)
@@ -48,6 +61,8 @@ RIGHT = [
     (checks.singular_batch, singular_batch_ok),
     (checks.singular_batch, lambda p, c: -(-(p + 1) // c)),  # ceil((p + 1) / C)
     (checks.centred_kernel, centred_kernel_ok),
+    (checks.per_output_centring, per_output_centring_ok),
+    (checks.per_output_centring, per_output_centring_loop),
     (checks.spectral_means, spectral_means_ok),
     (checks.spectral_means, spectral_means_via_kernel_logdet),
 ]
@@ -82,6 +97,11 @@ def gm_of_nonzero_eigenvalues(k):  # a pseudo-determinant: drops the zero eigenv
     return np.trace(k) / n, float(np.exp(np.mean(np.log(eig))))
 
 
+def per_output_centring_output_major(theta, c):  # reads the rows as (output, sample)
+    blocks = theta.reshape(c, theta.shape[0] // c, -1)
+    return (blocks - blocks.mean(axis=1, keepdims=True)).reshape(theta.shape)
+
+
 def raises(*args):
     raise RuntimeError("student bug")
 
@@ -96,6 +116,9 @@ WRONG = [
     (checks.centred_kernel, lambda k: k),
     (checks.centred_kernel, lambda k: k - k.mean()),
     (checks.centred_kernel, lambda k: centred_kernel_ok(k)[:-1]),
+    (checks.per_output_centring, lambda theta, c: theta - theta.mean(axis=0)),  # all together
+    (checks.per_output_centring, per_output_centring_output_major),
+    (checks.per_output_centring, lambda theta, c: per_output_centring_ok(theta.T, c)),
     (checks.spectral_means, gm_by_det),
     (checks.spectral_means, gm_of_nonzero_eigenvalues),
     (checks.spectral_means, lambda k: (np.trace(k), 0.0)),
@@ -105,6 +128,7 @@ CHECKS = [
     checks.scatter_spectrum,
     checks.singular_batch,
     checks.centred_kernel,
+    checks.per_output_centring,
     checks.spectral_means,
 ]
 
@@ -179,6 +203,27 @@ def test_centred_kernel_does_not_leak(capsys):
     _assert_not_leaked(centred_kernel_ok(k), out)
 
 
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (lambda theta, c: theta - theta.mean(axis=0), "its own B rows"),
+        (per_output_centring_output_major, "sample-major"),
+    ],
+)
+def test_per_output_centring_hints(answer, hint, capsys):
+    assert checks.per_output_centring(answer) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_per_output_centring_does_not_leak(capsys):
+    fn, seen = _spy(lambda theta, c: theta - theta.mean(axis=0))
+    assert checks.per_output_centring(fn) is False
+    out = capsys.readouterr().out
+    (theta, c) = seen[-1]
+    _assert_not_leaked(np.kron(np.eye(len(theta) // c) - 1 / (len(theta) // c), np.eye(c)) @ theta,
+                       out)  # fmt: skip
+
+
 @pytest.mark.parametrize("answer", [gm_by_det, lambda k: (0.0, 0.0)])
 def test_spectral_means_does_not_leak(answer, capsys):
     fn, seen = _spy(answer)
@@ -189,6 +234,7 @@ def test_spectral_means_does_not_leak(answer, capsys):
 
 
 def test_checks_are_exported():
-    for name in ("scatter_spectrum", "singular_batch", "centred_kernel", "spectral_means"):
+    names = ("scatter_spectrum", "singular_batch", "centred_kernel", "per_output_centring")
+    for name in (*names, "spectral_means"):
         assert name in checks.measuring.__all__
         assert callable(getattr(checks, name))

@@ -3,12 +3,16 @@ malformed ones, and never print the expected numbers."""
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import softmax
 
-from mgs_teach import checks
+from mgs_teach import checks, float64, penalties
+from mgs_teach.models import FCN, functional
 
 # ------------------------------------------------------------------ right answers
 
@@ -34,12 +38,32 @@ def logdet_gradient_ok(jac):
     return 2.0 * cho_solve(cho_factor(jac @ jac.T), jac)
 
 
+def output_weight_pull_ok(x, w1, b1, w2):
+    """Closed form: a weight decay on W2 whose strength for hidden unit k is
+    2 sum_i (||x_i||^2 + 1) tanh'(z_ik)^2 (the check differentiates the Jacobian instead)."""
+    slope = 1.0 - np.tanh(x @ w1 + b1) ** 2
+    return 2.0 * w2 * np.sum((np.sum(x**2, 1) + 1.0)[:, None] * slope**2, 0)[:, None]
+
+
+def output_weight_pull_library(x, w1, b1, w2):
+    """jax.grad of the library's penalty on the book's FCN with these weights."""
+    (d, h), c = w1.shape, w2.shape[1]
+    apply_fn, _ = functional(FCN(d, c, depth=1, width=h, activation=jnp.tanh, rngs=nnx.Rngs(0)))
+    with float64():
+        params = {"layers": {0: {"kernel": w1, "bias": b1}, 1: {"kernel": w2, "bias": np.ones(c)}}}
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        grad = jax.grad(lambda p: penalties.mgs_trace_penalty(apply_fn, p, jnp.asarray(x)))(params)
+        return np.asarray(grad["layers"][1]["kernel"])
+
+
 RIGHT = [
     (checks.linear_trace, linear_trace_ok),
     (checks.linear_trace, linear_trace_loop),
     (checks.output_gradient, output_gradient_ok),
     (checks.logdet_gradient, logdet_gradient_ok),
     (checks.logdet_gradient, lambda j: 2.0 * np.linalg.inv(j @ j.T) @ j),
+    (checks.output_weight_pull, output_weight_pull_ok),
+    (checks.output_weight_pull, output_weight_pull_library),
 ]
 
 # ------------------------------------------------------------------ wrong answers
@@ -48,6 +72,16 @@ RIGHT = [
 def naive_softmax_gradient(logits, y):
     z = np.exp(logits)
     return (z / z.sum(1, keepdims=True) - np.eye(logits.shape[1])[y]) / len(y)
+
+
+def output_weight_pull_no_bias(x, w1, b1, w2):  # forgets the first layer's bias
+    slope = 1.0 - np.tanh(x @ w1 + b1) ** 2
+    return 2.0 * w2 * np.sum(np.sum(x**2, 1)[:, None] * slope**2, 0)[:, None]
+
+
+def output_weight_pull_slope(x, w1, b1, w2):  # tanh' not squared
+    slope = 1.0 - np.tanh(x @ w1 + b1) ** 2
+    return 2.0 * w2 * np.sum((np.sum(x**2, 1) + 1.0)[:, None] * slope, 0)[:, None]
 
 
 WRONG = [
@@ -61,10 +95,20 @@ WRONG = [
     (checks.logdet_gradient, lambda j: cho_solve(cho_factor(j @ j.T), j)),  # factor 2
     (checks.logdet_gradient, lambda j: 2.0 * j),  # no inverse
     (checks.logdet_gradient, lambda j: j.T),  # wrong shape
+    (checks.output_weight_pull, lambda x, w1, b1, w2: np.zeros_like(w2)),  # as if linear
+    (checks.output_weight_pull, lambda *a: output_weight_pull_ok(*a) / 2),  # factor 2
+    (checks.output_weight_pull, output_weight_pull_no_bias),
+    (checks.output_weight_pull, output_weight_pull_slope),
+    (checks.output_weight_pull, lambda *a: output_weight_pull_ok(*a).T),  # wrong shape
 ]
 
 MALFORMED = [lambda *a: None, lambda *a: "nonsense", lambda *a: [[1, 2], [3]], lambda *a: 1 / 0]
-CHECKS = [checks.linear_trace, checks.output_gradient, checks.logdet_gradient]
+CHECKS = [
+    checks.linear_trace,
+    checks.output_gradient,
+    checks.logdet_gradient,
+    checks.output_weight_pull,
+]
 
 
 @pytest.mark.parametrize(("check", "answer"), RIGHT)
@@ -100,6 +144,10 @@ def _expected_numbers():
     rng = np.random.default_rng(23)
     j = rng.standard_normal((3, 7))
     values += list(logdet_gradient_ok(j).ravel()[:5])
+    rng = np.random.default_rng(24)
+    x, w1 = rng.standard_normal((5, 2)), rng.standard_normal((2, 4))
+    b1, w2 = 0.5 * rng.standard_normal(4), rng.standard_normal((4, 3))
+    values += list(output_weight_pull_ok(x, w1, b1, w2).ravel()[:5])
     return values
 
 
@@ -116,3 +164,16 @@ def test_never_prints_the_expected_value(check, capsys):
     for value in _expected_numbers():
         for text in (f"{value:.3f}", f"{value:.4g}", repr(float(value))):
             assert text not in out
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (lambda x, w1, b1, w2: np.zeros_like(w2), "unlike in the linear model"),
+        (output_weight_pull_no_bias, "bias b1 is a parameter too"),
+        (lambda *a: 2.0 * output_weight_pull_ok(*a), "check the factor"),
+    ],
+)
+def test_output_weight_pull_hints(answer, hint, capsys):
+    assert checks.output_weight_pull(answer) is False
+    assert hint in capsys.readouterr().out

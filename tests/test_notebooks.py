@@ -1,10 +1,12 @@
 """Structural rules every chapter follows; cheap, so they run before the slow book build."""
 
 import json
+import re
 
 import pytest
+from bookfiles import chapters, exercises
 
-from tests.book_files import chapters
+from mgs_teach import checks
 
 
 def cells(path):
@@ -45,8 +47,21 @@ def test_has_four_exercises_each_with_a_solution(chapter):
     assert text.count("```{solution-end}") == exercises
 
 
+def test_every_coding_exercise_has_a_self_check(chapter):
+    """An exercise whose worked solution runs code asks for code, so it names a self-check
+    from ``mgs_teach.checks`` in its statement, and its solution runs that check."""
+    for ex in exercises(chapter):
+        if not ex.solution_code:
+            continue
+        named = set(re.findall(r"checks\.(\w+)", ex.statement))
+        assert named, f"{ex.label}: name its self-check (checks.<name>) in the statement"
+        assert named <= set(checks.__all__), f"{ex.label}: no such check {named}"
+        called = set(re.findall(r"checks\.(\w+)\(", "\n".join(ex.solution_code)))
+        assert named <= called, f"{ex.label}: the solution should run {named - called}"
+
+
 def test_ci_runs_the_readme_test_command():
-    from tests.book_files import ROOT
+    from bookfiles import ROOT
 
     readme = (ROOT / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]

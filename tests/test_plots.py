@@ -46,3 +46,42 @@ def test_radar_draws_one_closed_polygon_per_row_and_one_spoke_per_column():
     with pytest.raises(ValueError, match="3 spokes"):
         plots.radar(values.iloc[:, :2])
     plt.close("all")
+
+
+def test_audit_finds_unlabelled_axes_and_accepts_labelled_ones():
+    fig, (a, b) = plt.subplots(1, 2, sharey=True)
+    a.plot([1, 2], [3, 4])
+    b.plot([1, 2], [3, 4])
+    a.set(title="left", xlabel="step", ylabel="loss")
+    b.set(title="right")  # shares the left y-label; its own x-axis has none
+    assert plots.audit(fig) == ["'right': numbers on the x-axis but no x-label"]
+    b.set_xlabel("step")
+    image = fig.add_axes((0.8, 0.8, 0.1, 0.1))
+    image.imshow(np.eye(3))
+    image.axis("off")  # a picture, not a chart
+    assert plots.audit(fig) == []
+    mappable = a.imshow(np.eye(3))
+    fig.colorbar(mappable, ax=b)
+    assert len(plots.audit(fig)) == 1  # the colour bar has no label
+    plt.close("all")
+
+
+def test_style_checks_every_figure_a_notebook_displays(capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+    from matplotlib.figure import Figure
+
+    shell = InteractiveShell.instance()
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(Figure, lambda fig: b"png")  # what the inline backend registers
+    try:
+        plots.style()
+        fig, ax = plt.subplots()
+        ax.plot([1, 2], [3, 4])
+        assert formatter(fig) == b"png"
+        assert "figure check: " in capsys.readouterr().err
+        ax.set(xlabel="x", ylabel="y")
+        formatter(fig)
+        assert capsys.readouterr().err == ""
+    finally:
+        InteractiveShell.clear_instance()
+        plt.close("all")

@@ -28,4 +28,17 @@ def test_bad_value_is_rejected(monkeypatch):
 def test_banner_names_device_and_versions(monkeypatch):
     monkeypatch.setenv(scale.ENV_VAR, "quick")
     line = scale.banner()
-    assert f"device: {scale.device()}" in line and "jax " in line
+    assert line.startswith("scale: quick") and "jax " in line and "python " in line
+
+
+@pytest.mark.parametrize("platform", ["cpu", "gpu"])
+def test_banner_says_whether_a_gpu_is_active(monkeypatch, platform):
+    monkeypatch.delenv(scale.ENV_VAR, raising=False)
+    monkeypatch.setattr(scale, "device", lambda: platform)
+    text = scale.banner()
+    if platform == "gpu":
+        assert text.startswith("scale: full (default with a GPU) | GPU active: ")
+        assert "\n" not in text
+    else:
+        assert text.startswith("scale: quick (default without a GPU) | no GPU")
+        assert "Change runtime type" in text.splitlines()[1]

@@ -14,7 +14,7 @@ import numpy as np
 
 from mgs_teach.checks._common import _call, _close, _report
 
-__all__ = ["gram_crossover", "hutchinson_variance", "two_layer_trace"]
+__all__ = ["dense_multiplications", "gram_crossover", "hutchinson_variance", "two_layer_trace"]
 
 
 def _scalar(value: Any) -> float | None:
@@ -26,6 +26,58 @@ def _scalar(value: Any) -> float | None:
     if arr.shape != () or not np.isfinite(arr):
         return None
     return float(arr)
+
+
+# ------------------------------------------------------------ dense multiplications
+
+
+def _count(value: Any) -> int | None:
+    """``value`` as an int if it is a whole number (not a bool), else ``None``."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    number = _scalar(value)
+    return int(number) if number is not None and number == int(number) else None
+
+
+def dense_multiplications(fn: Callable[[int, int, int, int], Any]) -> bool:
+    """Check ``fn(B, C, n_in, n_out) -> (naive, structured)`` multiplication counts.
+
+    The counts are for one dense layer's weight share of ``tr K``, with every ``delta_ic``
+    (``n_out`` entries) and ``a_i`` (``n_in`` entries) known: naive, form each gradient
+    ``delta_ic a_i^T`` and sum its squared entries; structured, ``||delta_ic||^2 ||a_i||^2``
+    with ``||a_i||^2`` computed once per sample. Every product of two numbers, squares
+    included, is one multiplication; additions are free.
+    """
+    what = "dense-layer multiplications"
+    cases = [(32, 10, 300, 300), (1, 1, 1, 1), (4, 3, 5, 7), (16, 2, 784, 128), (8, 1, 3, 2)]
+    for b, c, n_in, n_out in cases:
+        got = _call(fn, b, c, n_in, n_out)
+        try:
+            naive, structured = (_count(v) for v in got)
+        except (TypeError, ValueError):
+            naive = structured = None
+        if naive is None or structured is None:
+            return _report(False, "return a pair of whole numbers: (naive, structured).",
+                           what=what)  # fmt: skip
+        if naive != 2 * b * c * n_in * n_out:
+            hint = "per (sample, output) the naive way forms an n_out x n_in outer product"
+            if naive == b * c * n_in * n_out:
+                hint += " and then squares each of its entries: that is a multiplication too."
+            else:
+                hint += ", then squares and sums its entries; count both steps."
+            return _report(False, hint, what=what)
+        if structured != b * c * (n_out + 1) + b * n_in:
+            if structured == b * c * (n_out + n_in + 1):
+                hint = "||a_i||^2 is the same for every output c: compute it once per sample."
+            elif structured == b * c * n_out + b * n_in:
+                hint = "multiplying ||delta_ic||^2 by ||a_i||^2 costs one more, per (i, c)."
+            else:
+                hint = (
+                    "count the squared norms of the delta_ic, those of the a_i (shared by all "
+                    "outputs) and the products of the two."
+                )
+            return _report(False, hint, what=what)
+    return _report(True, "", what=what)
 
 
 # ------------------------------------------------------------------ two-layer trace

@@ -14,7 +14,13 @@ import numpy as np
 
 from mgs_teach.checks._common import _call, _close, _report
 
-__all__ = ["centred_kernel", "scatter_spectrum", "singular_batch", "spectral_means"]
+__all__ = [
+    "centred_kernel",
+    "per_output_centring",
+    "scatter_spectrum",
+    "singular_batch",
+    "spectral_means",
+]
 
 
 def _random_psd(n: int, rank: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
@@ -124,6 +130,56 @@ def centred_kernel(fn: Callable[[np.ndarray], Any]) -> bool:
                 "and its column mean and gains back the mean of all entries.",
                 what=what,
             )
+    return _report(True, "", what=what)
+
+
+# -------------------------------------------------------------- per-output centring
+
+
+def per_output_centring(fn: Callable[[np.ndarray, int], Any]) -> bool:
+    """Check ``fn(theta, n_outputs) -> (H_B ⊗ I_C) @ theta``, each output centred on its own.
+
+    ``theta`` has shape ``(B*C, p)`` with sample-major rows (row ``i*C + c`` is output ``c``
+    of sample ``i``) and ``C = n_outputs``. The cases have a non-zero mean gradient per
+    output, and include ``C = 1`` and ``B = 1``.
+    """
+    rng = np.random.default_rng(14)
+    cases = [(4, 2, 5), (3, 3, 7), (6, 1, 4), (2, 4, 3), (1, 3, 2)]
+    what = "per-output centring"
+    for b, c, p in cases:
+        theta = rng.standard_normal((b * c, p)) + np.tile(3.0 * rng.standard_normal((c, p)), (b, 1))
+        expected = np.kron(np.eye(b) - np.full((b, b), 1.0 / b), np.eye(c)) @ theta
+        got = _call(fn, theta.copy(), c)
+        try:
+            shape = np.shape(got)
+        except (TypeError, ValueError):  # ragged or strange objects
+            shape = None
+        if shape != theta.shape:
+            return _report(
+                False,
+                f"for theta of shape {theta.shape} return the centred gradients, an array of "
+                f"the same shape (got shape {shape}).",
+                what=what,
+            )
+        if _close(got, expected, rtol=1e-5, atol=1e-6):  # float32 answers pass too
+            continue
+        if _close(got, theta - theta.mean(axis=0), rtol=1e-5, atol=1e-6):
+            hint = (
+                "this subtracts one mean from all B*C rows, mixing the outputs; every output "
+                "c needs the mean of its own B rows."
+            )
+        elif _close(got, np.kron(np.eye(c), np.eye(b) - np.full((b, b), 1.0 / b)) @ theta,
+                    rtol=1e-5, atol=1e-6):  # fmt: skip
+            hint = (
+                "the rows are sample-major: the C rows of sample i come together, so the "
+                "rows of output c are c, C + c, 2C + c, ..."
+            )
+        else:
+            hint = (
+                "view theta as (B, C, p) and subtract, for every output c, the mean over "
+                "the B samples; then return to the (B*C, p) layout."
+            )
+        return _report(False, hint, what=what)
     return _report(True, "", what=what)
 
 

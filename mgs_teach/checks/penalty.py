@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mgs_teach.checks._common import _call, _close, _report
+from mgs_teach.kernel import float64
 
-__all__ = ["linear_trace", "logdet_gradient", "output_gradient"]
+__all__ = ["linear_trace", "logdet_gradient", "output_gradient", "output_weight_pull"]
 
 
 def _shape(value: Any) -> tuple | None:
@@ -52,6 +55,62 @@ def linear_trace(fn: Callable[[np.ndarray, int], Any]) -> bool:
                 "the gradient of f_c(x_i) with respect to W touches only row c of W.",
                 what=what,
             )
+    return _report(True, "", what=what)
+
+
+# --------------------------------------------------------------- output weight pull
+
+
+def _one_hidden_trace(w2: jax.Array, x: jax.Array, w1: jax.Array, b1: jax.Array) -> jax.Array:
+    """tr K = ||J||_F^2 of ``tanh(x W1 + b1) W2 + b2`` from its full per-sample Jacobian."""
+
+    def f(params: tuple, xi: jax.Array) -> jax.Array:
+        a, b, v, c = params
+        return jnp.tanh(xi @ a + b) @ v + c
+
+    params = (w1, b1, w2, jnp.zeros(w2.shape[1], w2.dtype))
+    jac = jax.vmap(jax.jacrev(f), in_axes=(None, 0))(params, x)
+    return sum(jnp.sum(j**2) for j in jac)
+
+
+def output_weight_pull(fn: Callable[..., Any]) -> bool:
+    """Check ``fn(x, W1, b1, W2) -> d tr K / d W2`` for ``f(x) = tanh(x W1 + b1) W2 + b2``.
+
+    ``x`` is ``(B, d)``, ``W1`` ``(d, h)``, ``b1`` ``(h,)`` and ``W2`` ``(h, C)``, weights
+    stored as (inputs, outputs) like the book's ``FCN``; the answer has the shape of ``W2``.
+    The reference differentiates the full Jacobian's squared norm with ``jax.grad``.
+    """
+    rng = np.random.default_rng(24)
+    what = "output weight pull"
+    for b, d, h, c in [(5, 2, 4, 3), (1, 3, 2, 1), (8, 4, 6, 2)]:
+        x, w1 = rng.standard_normal((b, d)), rng.standard_normal((d, h))
+        b1, w2 = 0.5 * rng.standard_normal(h), rng.standard_normal((h, c))
+        with float64():
+            expected = np.asarray(
+                jax.grad(_one_hidden_trace)(*(jnp.asarray(a, jnp.float64) for a in (w2, x, w1, b1)))
+            )
+        got = _call(fn, x.copy(), w1.copy(), b1.copy(), w2.copy())
+        if _shape(got) != w2.shape:
+            return _report(False, "return an array with the shape of W2, (h, C).", what=what)
+        if _close(got, expected, rtol=1e-5, atol=1e-8):  # float32 answers pass too
+            continue
+        slope_sq = (1.0 - np.tanh(x @ w1 + b1) ** 2) ** 2  # (B, h)
+        if _close(got, np.zeros_like(expected)):
+            hint = (
+                "unlike in the linear model, W2 reaches tr K: it carries the gradients of the "
+                "first layer's parameters."
+            )
+        elif _close(got, 2 * w2 * (slope_sq * np.sum(x**2, 1)[:, None]).sum(0)[:, None]):
+            hint = "the first layer's bias b1 is a parameter too: its gradient adds to tr K."
+        elif _close(got, expected / 2) or _close(got, 2 * expected):
+            hint = "check the factor: tr K contains W2 squared."
+        else:
+            hint = (
+                "write the first layer's share of tr K from the gradient of f_c(x_i) with "
+                "respect to W1 and b1, which runs through column c of W2 and tanh'; the output "
+                "layer's own share does not depend on W2."
+            )
+        return _report(False, hint, what=what)
     return _report(True, "", what=what)
 
 
