@@ -11,6 +11,7 @@ stderr, which the book's tests look for.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -101,10 +102,11 @@ def audit(fig: plt.Figure) -> list[str]:
 
 
 def _audit_displayed_figures() -> None:
-    """Wrap IPython's PNG formatter for figures with :func:`audit`, before every cell.
+    """Wrap IPython's PNG formatter for figures with :func:`audit`.
 
-    Before every cell, because the inline backend registers its formatter when it is first
-    used, which may be after :func:`style` ran.
+    The inline backend registers that formatter when its module is first imported, which
+    matplotlib does lazily, at the first figure; so the module is imported here, and the
+    wrapper is checked again before every cell in case anything registers a new formatter.
     """
     try:
         from IPython import get_ipython
@@ -114,6 +116,10 @@ def _audit_displayed_figures() -> None:
     if ip is None or getattr(ip, "_mgs_audit", False):
         return
     from matplotlib.figure import Figure
+
+    backend = mpl.rcParams["backend"]
+    if isinstance(backend, str) and backend.startswith("module://"):
+        importlib.import_module(backend.removeprefix("module://"))
 
     def wrap(*_: object) -> None:
         formatter = ip.display_formatter.formatters["image/png"]
@@ -168,8 +174,8 @@ def kernel_heatmap(
         ax.axvline(b - 0.5, color="white", lw=1)
     ax.figure.colorbar(im, ax=ax, label=label, fraction=0.046, pad=0.04)
     ax.set_title(title)
-    ax.set_xlabel("row index i·C + c")
-    ax.set_ylabel("row index j·C + d")
+    ax.set_xlabel("column j·C + d (sample j, output d)")
+    ax.set_ylabel("row i·C + c (sample i, output c)")
     ax.grid(False)
     return ax
 
@@ -206,7 +212,7 @@ def history(
     x : str
         Column on the horizontal axis.
     logy : tuple of str
-        Metrics drawn on a logarithmic axis.
+        Metrics drawn on a logarithmic axis; their axis label says "log scale".
 
     Returns
     -------
@@ -223,9 +229,11 @@ def history(
         for ax, metric in zip(axes, metrics):
             ax.plot(mean.index, mean[metric], label=str(name), lw=1.6, **style_)
     for ax, metric in zip(axes, metrics):
-        ax.set(xlabel=x, ylabel=METRIC_LABELS.get(metric, metric))
+        label = METRIC_LABELS.get(metric, metric)
         if metric in logy:
             ax.set_yscale("log")
+            label = label[:-1] + ", log scale)" if label.endswith(")") else label + " (log scale)"
+        ax.set(xlabel=x, ylabel=label)
     axes[-1].legend(fontsize=8, loc="best")
     return axes
 
@@ -275,6 +283,7 @@ def radar(
     title: str = "",
     limits: tuple[float, float] = (0.0, 1.0),
     fill: bool = True,
+    label: str = "",
 ) -> plt.Axes:
     """A radar (spider) chart: one closed polygon per row, one spoke per column.
 
@@ -294,6 +303,9 @@ def radar(
         Radial range.
     fill : bool
         Shade each polygon lightly.
+    label : str
+        What the radius measures (for example "final test accuracy"); written under the
+        chart as "radius: ...", since the radial numbers have no axis label of their own.
 
     Returns
     -------
@@ -318,5 +330,7 @@ def radar(
     ax.set_rlabel_position(np.degrees(angles[1]) / 2)  # radial labels between two spokes
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title(title)
+    if label:
+        ax.set_xlabel(f"radius: {label}", fontsize=9, labelpad=12)
     ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.35, 1.1))
     return ax

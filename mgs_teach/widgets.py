@@ -193,7 +193,7 @@ def fit_and_plot(
                             title="decision boundary (noisy training labels)")  # fmt: skip
     h = result.history
     axes[1].plot(h["epoch"], h["trace"], color=plots.OKABE_ITO[0], lw=1.8)
-    axes[1].set(yscale="log", xlabel="epoch", ylabel=r"tr $K$ (monitoring batch)",
+    axes[1].set(yscale="log", xlabel="epoch", ylabel=r"tr $K$ (monitoring batch, log scale)",
                 title=r"MGS trace over training")  # fmt: skip
     axes[2].plot(h["epoch"], h["test_acc"], color=plots.OKABE_ITO[2], lw=1.8)
     axes[2].set(xlabel="epoch", ylabel="test accuracy (clean labels)", ylim=(0.4, 1.02),

@@ -60,6 +60,44 @@ def test_every_coding_exercise_has_a_self_check(chapter):
         assert named <= called, f"{ex.label}: the solution should run {named - called}"
 
 
+# A cell shows a figure if it shows one explicitly or draws one that the inline backend then
+# displays at the end of the cell: plt.subplots/plt.figure, or a library plot that makes its own
+# figure (widgets.static_grid, plots.history without axes, plots.radar without an axes).
+FIGURE = re.compile(
+    r"plt\.show\(\)|display\(fig|plt\.(subplots|figure)\(|static_grid\(|fit_and_plot\("
+    r"|plots\.(history|radar|kernel_heatmap|decision_boundary)\("
+)
+
+
+def shows_figure(cell):
+    tags = cell["metadata"].get("tags", [])
+    hidden = "remove-output" in tags or "remove-cell" in tags  # a widget, or not on the page
+    return cell["cell_type"] == "code" and not hidden and bool(FIGURE.search(source(cell)))
+
+
+def alt_text(cell):
+    return cell["metadata"].get("mystnb", {}).get("image", {}).get("alt")
+
+
+def test_every_figure_has_alt_text(chapter):
+    """myst-nb turns ``mystnb.image.alt`` into the ``alt`` of the figure's <img>: every cell
+    that shows a figure describes it in words (plain text: no LaTeX, which an alt cannot
+    render), and no other cell carries one."""
+    figures = 0
+    for cell in cells(chapter):
+        alt = alt_text(cell)
+        where = f"{chapter.name}, cell {cell.get('id')}"
+        if shows_figure(cell):
+            figures += 1
+            assert isinstance(alt, str) and len(alt.strip()) >= 40, (
+                f"{where} shows a figure: describe it in metadata.mystnb.image.alt"
+            )
+            assert "$" not in alt, f"{where}: write the alt text as plain text, not LaTeX"
+        else:
+            assert alt is None, f"{where} shows no figure but has alt text"
+    assert figures >= 1, f"{chapter.name}: the rule found no figure; does it still fit?"
+
+
 def test_ci_runs_the_readme_test_command():
     from bookfiles import ROOT
 

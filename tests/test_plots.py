@@ -19,6 +19,9 @@ def test_history_draws_one_line_per_group_per_metric():
     assert len(axes) == 2
     assert [len(ax.lines) for ax in axes] == [2, 2]
     assert axes[0].get_yscale() == "log" and axes[0].get_ylabel().startswith("tr")
+    assert axes[0].get_ylabel().endswith(", log scale)")  # a log axis says so
+    assert "log" not in axes[1].get_ylabel() and axes[1].get_xlabel() == "epoch"
+    assert plots.audit(axes[0].figure) == []
     assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["none", "mgs_trace"]
     plt.close("all")
 
@@ -43,8 +46,20 @@ def test_radar_draws_one_closed_polygon_per_row_and_one_spoke_per_column():
     assert [t.get_text() for t in ax.get_xticklabels()] == list(values.columns)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["none", "mgs_trace"]
     assert ax.lines[0].get_ydata()[3] == 0.0  # a missing value sits at the inner limit
+    assert ax.get_xlabel() == ""  # no label unless asked for
+    labelled = plots.radar(values, label="test accuracy")
+    assert labelled.get_xlabel() == "radius: test accuracy"
     with pytest.raises(ValueError, match="3 spokes"):
         plots.radar(values.iloc[:, :2])
+    plt.close("all")
+
+
+def test_kernel_heatmap_labels_rows_columns_and_colour_bar():
+    fig, ax = plt.subplots()
+    plots.kernel_heatmap(np.eye(4) - 0.5, ax=ax, label="$K_{ij}$", diverging=True)
+    assert ax.get_ylabel().startswith("row") and ax.get_xlabel().startswith("column")
+    assert fig.axes[1].get_ylabel() == "$K_{ij}$"  # the colour bar
+    assert plots.audit(fig) == []
     plt.close("all")
 
 
