@@ -59,8 +59,9 @@ def pick(quick: T, full: T) -> T:
 def banner() -> str:
     """A short banner for the top of a chapter: the scale, whether a GPU is active, the software.
 
-    The first line starts with ``scale: quick`` or ``scale: full``. Without a GPU a second line
-    says how to get one (in Colab: *Runtime > Change runtime type*) or how to force a scale.
+    The first line starts with ``scale: quick`` or ``scale: full`` and says whether a GPU is
+    active, the second names the software; without a GPU a third says how to get one (in
+    Colab: *Runtime > Change runtime type*) or how to force a scale. Lines fit 90 columns.
     """
     dev = jax.devices()[0]
     kind = getattr(dev, "device_kind", dev.platform)
@@ -69,14 +70,13 @@ def banner() -> str:
         source = f"set by {ENV_VAR}"
     else:
         source = f"default {'with' if accelerated else 'without'} a GPU"
-    accelerator = f"GPU active: {kind}" if accelerated else "no GPU (running on the CPU)"
+    accelerator = f"GPU active: {kind}" if accelerated else "no GPU, running on the CPU"
     lines = [
-        f"scale: {current()} ({source}) | {accelerator} | "
-        f"jax {jax.__version__}, python {platform.python_version()}"
+        f"scale: {current()} ({source}) | {accelerator}",
+        f"jax {jax.__version__}, python {platform.python_version()}",
     ]
     if not accelerated:
         lines.append(
-            "  quick runs every cell on a CPU in minutes. For the paper's sizes use a GPU "
-            "(in Colab: Runtime > Change runtime type) or set MGS_SCALE=full."
+            "For the paper's sizes: a GPU (Colab: Runtime > Change runtime type) or MGS_SCALE=full."
         )
     return "\n".join(lines)

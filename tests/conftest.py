@@ -22,9 +22,12 @@ def x64():
 def book_build(tmp_path_factory):
     """Build the whole book as the README does (quick scale, warnings as errors), once.
 
-    Returns the build folder: HTML in ``_build/html``, executed notebooks in
-    ``_build/jupyter_execute``.
+    Returns the build folder: HTML in ``html``, executed notebooks in ``jupyter_execute``.
+    ``MGS_BOOK_BUILD=<a build's _build folder>`` reuses that build instead, to iterate on
+    the tests of the rendered book without rebuilding it.
     """
+    if os.environ.get("MGS_BOOK_BUILD"):
+        return Path(os.environ["MGS_BOOK_BUILD"])
     out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).with_name("jupyter-book")
     env = {**os.environ, "MGS_SCALE": "quick"}

@@ -46,3 +46,32 @@ def test_neural_tangents_agrees_with_mgs_kernel(model, nt_python):
         theirs = np.asarray(row["kernel"])
         assert theirs.shape == ours.shape == (40, 40)
         assert np.abs(theirs - ours).max() <= 1e-4 * np.abs(ours).max(), method
+
+
+class Clock:
+    """A fake ``time.perf_counter`` that a fake step advances by set amounts."""
+
+    def __init__(self, durations):
+        self.now, self.durations, self.calls = 0.0, list(durations), 0
+
+    def __call__(self):
+        return self.now
+
+    def step(self):
+        self.now += self.durations[min(self.calls, len(self.durations) - 1)]
+        self.calls += 1
+
+
+@pytest.mark.parametrize("durations, budget, repeats, calls, expected", [
+    ([5.0, 3.0, 2.0, 4.0, 6.0], 10.0, 5, 5, 4.0),  # compile, warm-up 3 s, so 3 repeats fit
+    ([5.0, 1.0, 1.0], 10.0, 3, 5, 1.0),  # all repeats fit
+    ([30.0, 20.0], 10.0, 5, 2, 20.0),  # first call over budget: one timed run, no warm-up
+    ([1.0, 8.0, 7.0], 10.0, 5, 3, 7.0),  # a slow warm-up leaves room for one timed run
+    ([30.0, 20.0, 1.0, 2.0], None, 2, 4, 1.5),  # no budget: warm-up and every repeat
+])  # fmt: skip
+def test_median_seconds_fits_repeats_into_the_budget(monkeypatch, durations, budget, repeats,
+                                                     calls, expected):  # fmt: skip
+    clock = Clock(durations)
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    assert bench.median_seconds(clock.step, repeats, budget) == expected
+    assert clock.calls == calls

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUFF = Path(sys.executable).with_name("ruff")
 
 
-@pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "mgs_teach", "tests",
+@pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "mgs_teach", "tests", "_ext",
                                                    "scripts"]])  # fmt: skip
 def test_ruff(args):
     done = subprocess.run([str(RUFF), *args], cwd=ROOT, capture_output=True, text=True)

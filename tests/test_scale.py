@@ -36,9 +36,11 @@ def test_banner_says_whether_a_gpu_is_active(monkeypatch, platform):
     monkeypatch.delenv(scale.ENV_VAR, raising=False)
     monkeypatch.setattr(scale, "device", lambda: platform)
     text = scale.banner()
+    lines = text.splitlines()
     if platform == "gpu":
-        assert text.startswith("scale: full (default with a GPU) | GPU active: ")
-        assert "\n" not in text
+        assert lines[0].startswith("scale: full (default with a GPU) | GPU active: ")
+        assert len(lines) == 2
     else:
-        assert text.startswith("scale: quick (default without a GPU) | no GPU")
-        assert "Change runtime type" in text.splitlines()[1]
+        assert lines[0] == "scale: quick (default without a GPU) | no GPU, running on the CPU"
+        assert "Change runtime type" in lines[2]
+    assert lines[1].startswith("jax ") and all(len(line) <= 90 for line in lines)
