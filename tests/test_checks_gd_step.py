@@ -10,6 +10,14 @@ from mgs_teach import checks, mgs_kernel
 from mgs_teach.models import FCN, functional
 
 
+def rejects_with_hints(check, wrong, capsys):
+    """Every wrong answer (hint -> answer) fails, and its own hint is shown."""
+    for hint, answer in wrong.items():
+        assert not check(answer)
+        out = capsys.readouterr().out
+        assert "❌" in out and hint in out, (hint, out)
+
+
 def test_mse_update(capsys):
     assert checks.mse_update(lambda K, f, y, eta: (-eta * K @ (f - y).reshape(-1)).reshape(f.shape))
     assert not checks.mse_update(
@@ -90,10 +98,7 @@ def test_linearisation_error(capsys):
         "one number": lambda *a: np.zeros(3),
         "ZeroDivisionError": lambda *a: 1 / 0,
     }
-    for hint, answer in wrong.items():
-        assert not checks.linearisation_error(answer)
-        out = capsys.readouterr().out
-        assert "❌" in out and hint in out, (hint, out)
+    rejects_with_hints(checks.linearisation_error, wrong, capsys)
     assert not checks.linearisation_error(spy)
     out = capsys.readouterr().out
     assert f"{seen[0]:.3g}" not in out and f"{seen[0]:.6f}" not in out
@@ -154,10 +159,7 @@ def test_share_from_others(capsys):
         "shape (B,)": lambda k, g, d: _share_from_others_loop(k, g, d)[:-1],
         "ZeroDivisionError": lambda *a: 1 / 0,
     }
-    for hint, answer in wrong.items():
-        assert not checks.share_from_others(answer)
-        out = capsys.readouterr().out
-        assert "❌" in out and hint in out, (hint, out)
+    rejects_with_hints(checks.share_from_others, wrong, capsys)
     assert not checks.share_from_others(spy)
     out = capsys.readouterr().out
     assert not any(f"{v:.2f}" in out or f"{v:.3g}" in out for v in seen[0])

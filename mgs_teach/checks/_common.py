@@ -34,3 +34,11 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     except Exception as err:  # noqa: BLE001 - a student's bug is an answer, not a crash
         print(f"   (your function raised {type(err).__name__}: {err})")
         return None
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+    """The shape of a student's answer, or ``None`` for ragged or strange objects."""
+    try:
+        return np.shape(x)
+    except (TypeError, ValueError):
+        return None

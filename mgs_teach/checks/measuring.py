@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mgs_teach.checks._common import _call, _close, _report
+from mgs_teach.checks._common import _call, _close, _report, _shape
 
 __all__ = [
     "centred_kernel",
@@ -56,10 +56,7 @@ def scatter_spectrum(fn: Callable[[np.ndarray], Any]) -> bool:
     for theta in cases:
         expected = np.linalg.eigvalsh(theta.T @ theta)[::-1]
         got = _call(fn, theta.copy())
-        try:
-            shape = np.shape(got)
-        except (TypeError, ValueError):  # ragged or strange objects
-            shape = None
+        shape = _shape(got)
         if shape != expected.shape:
             return _report(
                 False,
@@ -150,10 +147,7 @@ def per_output_centring(fn: Callable[[np.ndarray, int], Any]) -> bool:
         theta = rng.standard_normal((b * c, p)) + np.tile(3.0 * rng.standard_normal((c, p)), (b, 1))
         expected = np.kron(np.eye(b) - np.full((b, b), 1.0 / b), np.eye(c)) @ theta
         got = _call(fn, theta.copy(), c)
-        try:
-            shape = np.shape(got)
-        except (TypeError, ValueError):  # ragged or strange objects
-            shape = None
+        shape = _shape(got)
         if shape != theta.shape:
             return _report(
                 False,
