@@ -1,10 +1,12 @@
 """Structural rules every chapter follows; cheap, so they run before the slow book build."""
 
+import ast
+import builtins
 import json
 import re
 
 import pytest
-from bookfiles import chapters, exercises
+from bookfiles import chapters, exercises, strip_solutions
 
 from mgs_teach import checks
 
@@ -96,6 +98,35 @@ def test_every_figure_has_alt_text(chapter):
         else:
             assert alt is None, f"{where} shows no figure but has alt text"
     assert figures >= 1, f"{chapter.name}: the rule found no figure; does it still fit?"
+
+
+def _bound_names(tree):
+    """Names a cell binds anywhere (assignments, definitions, imports, arguments, loops)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names
+
+
+def test_chapters_run_without_their_solutions(chapter):
+    """The student edition can execute its solution-free notebooks: no code outside the
+    solutions reads a name that only a solution defines (checked on the syntax tree)."""
+    known = set(dir(builtins)) | {"display", "get_ipython"}
+    for cell in strip_solutions(json.loads(chapter.read_text()))["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        tree = ast.parse(source(cell))
+        bound = _bound_names(tree)
+        read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert read <= known | bound, f"{chapter.name}: needs {read - known - bound}"
+        known |= bound
 
 
 def test_ci_runs_the_readme_test_command():
