@@ -219,9 +219,9 @@ def _patches(a: jax.Array, layer: _Layer) -> jax.Array:
 
     A convolution's patches are gathered as ``prod(kernel_size)`` strided slices of the padded
     input: pure data movement. (``lax.conv_general_dilated_patches`` computes the same thing
-    as a convolution with one-hot filters, which costs ``fan_in`` times more arithmetic than
-    the layer itself.) The fan-in order differs from the kernel's, which no norm or inner
-    product of the structured trace can see.
+    as a convolution with ``fan_in`` one-hot output channels, ``fan_in / C_out`` times the
+    arithmetic of the layer itself.) The fan-in order differs from the kernel's, which no norm
+    or inner product of the structured trace can see.
     """
     if layer.kind == "dense":
         return jnp.reshape(a, (a.shape[0], -1, a.shape[-1]))
