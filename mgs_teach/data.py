@@ -26,17 +26,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
 from sklearn.datasets import make_circles
 
 __all__ = [
     "MNIST",
+    "MNIST_C_BLUR",
     "MNIST_FILES",
     "MNIST_MIRRORS",
+    "NOISE_CONVENTIONS",
     "corrupted_mnist",
     "download_mnist",
     "flip_labels",
     "load_mnist",
+    "mnist_c",
     "motion_blur",
     "motion_blur_kernel",
     "read_idx",
@@ -77,17 +79,33 @@ def two_circles(
     return x.astype(np.float32), y.astype(np.int32)
 
 
-def flip_labels(y: np.ndarray, fraction: float, *, n_classes: int, seed: int = 0) -> np.ndarray:
-    """Label noise: flip a given fraction of labels, each to a uniformly chosen *other* class.
+#: The two readings of "a fraction of the labels was randomly flipped".
+NOISE_CONVENTIONS = ("uniform", "other")
+
+
+def flip_labels(
+    y: np.ndarray,
+    fraction: float,
+    *,
+    n_classes: int,
+    seed: int = 0,
+    convention: str = "uniform",
+) -> np.ndarray:
+    """Label noise: corrupt exactly ``round(fraction * n)`` labels, chosen at random.
 
     Parameters
     ----------
     y : int array, shape ``(n,)``
     fraction : float
-        Share of labels to flip, in ``[0, 1]``; exactly ``round(fraction * n)`` are flipped.
+        Share of labels to corrupt, in ``[0, 1]``.
     n_classes : int
         Number of classes (at least 2).
     seed : int
+    convention : {"uniform", "other"}
+        ``"uniform"``: each chosen label is redrawn uniformly over all ``n_classes`` classes,
+        the true one included, so about ``fraction * (C - 1) / C`` of the labels end up
+        wrong. ``"other"``: each chosen label is sent to a uniformly chosen *other* class,
+        so exactly ``fraction`` of them are wrong.
 
     Returns
     -------
@@ -99,13 +117,18 @@ def flip_labels(y: np.ndarray, fraction: float, *, n_classes: int, seed: int = 0
         raise ValueError(f"the noise fraction must lie in [0, 1], got {fraction}")
     if n_classes < 2:
         raise ValueError(f"label noise needs at least 2 classes, got n_classes={n_classes}")
+    if convention not in NOISE_CONVENTIONS:
+        raise ValueError(f"unknown noise convention {convention!r}; use one of {NOISE_CONVENTIONS}")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"labels must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
     rng = np.random.default_rng(seed)
     noisy = y.copy()
     idx = rng.choice(len(y), size=int(round(fraction * len(y))), replace=False)
-    shift = rng.integers(1, n_classes, size=len(idx))  # never 0: always another class
-    noisy[idx] = (y[idx] + shift) % n_classes
+    if convention == "uniform":
+        noisy[idx] = rng.integers(0, n_classes, size=len(idx))
+    else:
+        shift = rng.integers(1, n_classes, size=len(idx))  # never 0: always another class
+        noisy[idx] = (y[idx] + shift) % n_classes
     return noisy
 
 
@@ -115,15 +138,18 @@ def two_circles_task(
     *,
     noise: float = 0.1,
     label_noise: float = 0.0,
+    convention: str = "other",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The two-circles problem as ``(x_train, y_train, x_test, y_test)`` for training.
 
-    Training labels carry ``label_noise`` (a fraction flipped); test labels are clean, so test
-    accuracy measures what was learnt about the circles, not about the noise.
+    Training labels carry ``label_noise`` (:func:`flip_labels`; with two classes the default
+    ``"other"`` convention is a plain flip); test labels are clean, so test accuracy
+    measures what was learnt about the circles, not about the noise.
     """
     x, y = two_circles(n_train + n_test, noise=noise, seed=seed)
-    y_train = flip_labels(y[:n_train], label_noise, n_classes=2, seed=seed + 1)
+    y_train = flip_labels(y[:n_train], label_noise, n_classes=2, seed=seed + 1,
+                          convention=convention)  # fmt: skip
     return x[:n_train], y_train, x[n_train:], y[n_train:]
 
 
@@ -325,74 +351,107 @@ def load_mnist(source: str = "auto", *, cache_dir: str | Path | None = None) -> 
 # -------------------------------------------------------------------- corruptions
 
 
-def motion_blur_kernel(length: float, angle: float, size: int | None = None) -> np.ndarray:
-    """A normalised line-shaped blur kernel, as a camera moving during the exposure.
+#: MNIST-C's motion blur: ImageMagick's motion blur with this radius and sigma (severity 1),
+#: at an angle drawn uniformly from this range, in degrees.
+MNIST_C_BLUR = dict(radius=10.0, sigma=3.0, angles=(-45.0, 45.0))
+
+
+def motion_blur_kernel(
+    angle: float, radius: float = MNIST_C_BLUR["radius"], sigma: float = MNIST_C_BLUR["sigma"]
+) -> tuple[np.ndarray, np.ndarray]:
+    """ImageMagick's motion-blur kernel: one-sided Gaussian weights along a line of pixels.
+
+    As ``MotionBlurImage`` in ImageMagick's ``effect.c``: ``width = 2 * ceil(radius) + 1``
+    taps; tap ``i`` has weight proportional to :math:`\exp(-i^2 / 2\sigma^2)` (normalised
+    to sum to 1) and reads the pixel ``round(i * (cos a, sin a))`` away, rounded half down
+    (``ceil(v - 0.5)``). So each output pixel averages the pixels *behind* it along the
+    direction ``a``, most weight on itself: a streak that fades in one direction.
 
     Parameters
     ----------
-    length : float
-        Length of the motion in pixels (1 means no blur).
     angle : float
-        Direction of the motion in degrees, counter-clockwise from the x axis.
-    size : int, optional
-        Side of the (square, odd) kernel; the smallest that holds the line by default.
+        Direction in degrees (0: along +x, the columns; 90: along +y, the rows).
+    radius, sigma : float
+        ImageMagick's radius (sets the number of taps) and standard deviation, in pixels.
 
     Returns
     -------
-    ndarray, shape ``(size, size)``
-        Non-negative, sums to 1, symmetric about its centre.
+    offsets : int array, shape ``(width, 2)``
+        ``(dx, dy)`` of each tap.
+    weights : float array, shape ``(width,)``
+        Non-negative, summing to 1, decreasing.
     """
-    if not length >= 1:
-        raise ValueError(f"a motion blur needs length >= 1 pixel, got {length}")
-    size = size or int(2 * np.ceil(length / 2) + 1)
-    c = size // 2
-    kernel = np.zeros((size, size))
-    t = np.linspace(-(length - 1) / 2, (length - 1) / 2, max(2, int(np.ceil(length * 8))))
-    dx, dy = np.cos(np.radians(angle)), -np.sin(np.radians(angle))  # image rows grow down
-    for px, py in zip(c + t * dx, c + t * dy):  # bilinear splat of points along the line
-        x0, y0 = int(np.floor(px)), int(np.floor(py))
-        fx, fy = px - x0, py - y0
-        for xx, yy, w in ((x0, y0, (1 - fx) * (1 - fy)), (x0 + 1, y0, fx * (1 - fy)),
-                          (x0, y0 + 1, (1 - fx) * fy), (x0 + 1, y0 + 1, fx * fy)):  # fmt: skip
-            if 0 <= xx < size and 0 <= yy < size:
-                kernel[yy, xx] += w
-    return kernel / kernel.sum()
+    if not radius > 0 or not sigma > 0:
+        raise ValueError(f"need radius > 0 and sigma > 0, got radius={radius}, sigma={sigma}")
+    width = int(2 * np.ceil(radius) + 1)
+    i = np.arange(width)
+    weights = np.exp(-(i.astype(float) ** 2) / (2 * sigma**2))
+    weights /= weights.sum()
+    px, py = width * np.sin(np.radians(angle)), width * np.cos(np.radians(angle))
+    hyp = np.hypot(px, py)
+    offsets = np.stack([np.ceil(i * py / hyp - 0.5), np.ceil(i * px / hyp - 0.5)], axis=1)
+    return offsets.astype(int), weights
 
 
 def motion_blur(
     images: np.ndarray,
     *,
-    length: tuple[float, float] = (5.0, 11.0),
+    angles: np.ndarray | None = None,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Blur each image along a random direction by a random length (MNIST-C's motion blur).
+    radius: float = MNIST_C_BLUR["radius"],
+    sigma: float = MNIST_C_BLUR["sigma"],
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-C's motion blur {cite}`mu2019mnistc`, as ImageMagick computes it.
+
+    MNIST-C saves each digit as an 8-bit PNG, calls ImageMagick's
+    ``MagickMotionBlurImage(radius=10, sigma=3, angle)`` with an angle drawn uniformly from
+    (-45°, 45°), and reads the 8-bit result back. This does the same in NumPy: each pixel
+    becomes the weighted sum of :func:`motion_blur_kernel`'s taps (pixels beyond the border
+    repeat the edge, ImageMagick's default), accumulated in ImageMagick's 16-bit quantum
+    (``257`` per 8-bit grey level), rounded, and written back to 8 bits as ImageMagick 6
+    (Q16) writes a PNG, by integer division by 257. A test compares it with ImageMagick
+    itself, pixel for pixel.
 
     Parameters
     ----------
     images : array, shape ``(n, H, W)``
-    length : (float, float)
-        Range of the motion length in pixels, drawn uniformly per image.
+        Grey levels in ``[0, 1]`` (they are rounded to 8 bits first, as a PNG would).
+    angles : array, shape ``(n,)``, optional
+        Blur directions in degrees; drawn uniformly from (-45°, 45°) with ``seed`` if omitted.
     seed : int
+    radius, sigma : float
+        ImageMagick's parameters (MNIST-C's severity 1 by default).
 
     Returns
     -------
     blurred : float32 array, shape ``(n, H, W)``
-    lengths, angles : arrays, shape ``(n,)``
-        The motion drawn for each image (angles in degrees, uniform in ``[0, 180)``).
+        In ``[0, 1]``, multiples of 1/255.
+    angles : array, shape ``(n,)``
+        The angle used for each image.
     """
-    images = np.asarray(images, dtype=np.float32)
+    images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3:
         raise ValueError(f"images must have shape (n, H, W), got {images.shape}")
-    lo, hi = length
-    if not 1 <= lo <= hi:
-        raise ValueError(f"need 1 <= min length <= max length, got {length}")
-    rng = np.random.default_rng(seed)
-    lengths = rng.uniform(lo, hi, size=len(images))
-    angles = rng.uniform(0.0, 180.0, size=len(images))
-    out = np.empty_like(images)
-    for i, (img, ln, ang) in enumerate(zip(images, lengths, angles)):
-        out[i] = ndimage.convolve(img, motion_blur_kernel(ln, ang), mode="constant")
-    return out, lengths, angles
+    n, h, w = images.shape
+    if angles is None:
+        lo, hi = MNIST_C_BLUR["angles"]
+        angles = np.random.default_rng(seed).uniform(lo, hi, size=n)
+    angles = np.asarray(angles, dtype=float)
+    if angles.shape != (n,):
+        raise ValueError(f"need one angle per image: {angles.shape} for {n} images")
+    grey = np.round(np.clip(images, 0, 1) * 255) * 257.0  # 8-bit PNG read into 16 bits
+    width = int(2 * np.ceil(radius) + 1)
+    pad = np.pad(grey, [(0, 0), (width, width), (width, width)], mode="edge")
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    out = np.empty_like(grey)
+    for k in range(n):
+        offsets, weights = motion_blur_kernel(angles[k], radius, sigma)
+        acc = np.zeros((h, w))
+        for (dx, dy), wt in zip(offsets, weights):
+            acc += wt * pad[k, width + dy + rows, width + dx + cols]
+        out[k] = acc
+    quantum = np.clip(np.floor(out + 0.5), 0, 65535)
+    return (np.floor(quantum / 257) / 255).astype(np.float32), angles
 
 
 def stratified_subsample(
@@ -420,10 +479,30 @@ def stratified_subsample(
     return np.asarray(x)[idx], y[idx]
 
 
+_POOLS: dict[tuple, MNIST] = {}
+
+
+def mnist_c(data: MNIST, *, seed: int = 2019) -> MNIST:
+    """The digits of ``data`` corrupted once, like MNIST-C: every image motion-blurred.
+
+    MNIST-C is a fixed data set: each image has its own blur direction, drawn once. Here the
+    directions come from ``seed`` (one draw for the training pool, another for the test set),
+    so every run of every experiment sees the same corrupted digits, whichever subset it
+    trains on. Computed once per process.
+    """
+    key = (data.source, len(data.y_train), seed)
+    if key not in _POOLS:
+        x_tr = motion_blur(data.x_train, seed=seed)[0]
+        x_te = motion_blur(data.x_test, seed=seed + 1)[0]
+        _POOLS[key] = MNIST(x_tr, data.y_train, x_te, data.y_test, data.source)
+    return _POOLS[key]
+
+
 def corrupted_mnist(
     n_train: int,
     *,
     label_noise: float = 0.0,
+    convention: str = "uniform",
     blur: bool = True,
     seed: int = 0,
     source: str = "auto",
@@ -436,11 +515,13 @@ def corrupted_mnist(
     n_train : int
         Training samples, drawn stratified from the training pool.
     label_noise : float
-        Fraction of training labels flipped to another class (test labels stay clean).
+        Fraction of training labels corrupted (test labels stay clean).
+    convention : str
+        How labels are corrupted (:func:`flip_labels`).
     blur : bool
-        Apply :func:`motion_blur` to train and test images.
+        Use the motion-blurred digits (:func:`mnist_c`), train and test alike.
     seed : int
-        Seeds the subset, the blur and the noise.
+        Seeds the subset and the noise; the blur is the same for every seed.
     source : str
         As in :func:`load_mnist` (ignored when ``data`` is given).
     data : MNIST, optional
@@ -457,10 +538,8 @@ def corrupted_mnist(
             f"asked for {n_train} training samples but the {data.source} MNIST training pool "
             f"holds {len(data.y_train)}"
         )
-    x_tr, y_tr = stratified_subsample(data.x_train, data.y_train, n_train, seed=seed)
-    x_te, y_te = data.x_test, data.y_test
     if blur:
-        x_tr = motion_blur(x_tr, seed=seed)[0]
-        x_te = motion_blur(x_te, seed=10_000 + seed)[0]
-    y_noisy = flip_labels(y_tr, label_noise, n_classes=10, seed=seed + 1)
-    return x_tr, y_noisy.astype(np.int32), x_te, y_te.astype(np.int32)
+        data = mnist_c(data)
+    x_tr, y_tr = stratified_subsample(data.x_train, data.y_train, n_train, seed=seed)
+    y_noisy = flip_labels(y_tr, label_noise, n_classes=10, seed=seed + 1, convention=convention)
+    return x_tr, y_noisy.astype(np.int32), data.x_test, data.y_test.astype(np.int32)

@@ -1,15 +1,26 @@
-"""The paper's experiments as data: scenarios, a resumable grid runner, and its aggregation.
+"""The paper's experiments as values: a run is a model, data, a regulariser, a config and a seed.
 
-A :class:`Scenario` says what to train (model, data, regulariser, schedule); a grid is a
-list of scenarios times a list of seeds. :func:`run_grid` writes every finished run to its own
-file, atomically, and skips runs whose file exists, so an interrupted grid resumes where it
-stopped without losing or repeating a finished run (and a run cut off mid-way resumes from
-its checkpoint). :func:`summarise` aggregates as the paper does.
+An :class:`Experiment` composes four parts that each say one thing and re-declare nothing:
+
+- :class:`ModelSpec`: which network (``make_model(dropout, rngs)``);
+- :class:`DataSpec`: which task, how many samples, how much label noise, and whether the
+  evaluation set is the test set or a validation set held out for tuning;
+- :class:`mgs_teach.penalties.Regulariser`: the regulariser, its strength and its options;
+- :class:`mgs_teach.train.Config`: how to train.
+
+A grid is a list of experiments times a list of seeds. :func:`run_grid` trains it with the
+batched engine (:mod:`mgs_teach.engine`): the runs that share a program train together, each
+finished run is written to its own file atomically, a killed grid resumes without losing or
+repeating a finished run (and an unfinished group resumes from its last chunk), and
+``shard=(i, n)`` runs the i-th of n disjoint parts of a grid, whose results merge by
+copying the folders together. :func:`tune` chooses strengths by one rule, and
+:func:`summarise` aggregates as the paper does.
 
 ::
 
-    grid = [Scenario("lenet5", n_train=3000, label_noise=p, regulariser=r, strength=s, epochs=400)
-            for p in (0.0, 0.3, 0.6, 0.8) for r, s in tuned.items()]
+    base = Experiment(ModelSpec("lenet5"), DataSpec("mnist", 3000), regulariser("none"),
+                      Config(epochs=400))
+    grid = [base.replace(label_noise=p, regulariser=r) for p in (0, 0.3) for r in regs]
     runs = run_grid(grid, seeds=range(10), out="results/table1")
     table = summarise(runs, ["label_noise", "regulariser"])
 """
@@ -21,9 +32,7 @@ import hashlib
 import json
 import os
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Sequence
-from functools import partial
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,112 +42,241 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from mgs_teach import data as D
+from mgs_teach import engine
 from mgs_teach.models import FCN, AlexNet, LeNet5
-from mgs_teach.penalties import NAMES, regulariser
-from mgs_teach.train import Config, train
+from mgs_teach.penalties import Regulariser, regulariser
+from mgs_teach.train import Config
 
-__all__ = ["MODELS", "Scenario", "load_runs", "make_data", "run_grid", "summarise", "tune_grid"]
+__all__ = [
+    "ACTIVATIONS",
+    "DataSpec",
+    "Experiment",
+    "ModelSpec",
+    "SELECTION_RULE",
+    "load_runs",
+    "run_grid",
+    "summarise",
+    "tune",
+]
 
-
-def _fcn(dropout: float, rngs: nnx.Rngs, depth: int = 6, width: int = 300) -> nnx.Module:
-    return FCN(784, 10, depth=depth, width=width, dropout=dropout, rngs=rngs)
-
-
-#: model name -> ``make_model(dropout, rngs, **model_kwargs)``
-MODELS: dict[str, Callable[..., nnx.Module]] = {
-    "fcn": _fcn,
-    "lenet5": lambda dropout, rngs: LeNet5(10, dropout=dropout, rngs=rngs),
-    "alexnet": lambda dropout, rngs: AlexNet(10, dropout=dropout, rngs=rngs),
-}
+ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "tanh": "tanh"}
 
 
 @dataclasses.dataclass(frozen=True)
-class Scenario:
-    """One training scenario of the paper's test bench.
+class ModelSpec:
+    """Which network: a value that builds it, ``spec(dropout=rate, rngs=nnx.Rngs(seed))``.
 
     Attributes
     ----------
-    model : str
-        A key of :data:`MODELS` (``"fcn"``, ``"lenet5"``, ``"alexnet"``).
-    n_train : int
-        Training samples, drawn stratified.
-    label_noise : float
-        Fraction of training labels flipped.
-    regulariser, strength
-        As in :func:`mgs_teach.penalties.regulariser`.
-    epochs, batch_size, learning_rate, lr_decay, n_records, monitor_size
-        As in :class:`mgs_teach.train.Config`.
-    source : str
-        MNIST source, as in :func:`mgs_teach.data.load_mnist`.
-    blur : bool
-        Motion-blur the images (the paper's corruption).
-    split : str
-        ``"test"``: evaluate on the test set. ``"validation"``: hold out a quarter of the
-        training subset and evaluate on it (for tuning, so the test set stays unseen).
-    model_kwargs : tuple of (str, value) pairs
-        Extra arguments of the model constructor, e.g. ``(("width", 100),)`` for the FCN.
+    kind : {"fcn", "lenet5", "alexnet"}
+    d_in, d_out : int
+        Inputs (flattened) and outputs; the convolutional networks take 28 x 28 images.
+    depth, width : int
+        Hidden layers of the FCN (the paper's 6 x 300 by default).
+    activation : {"relu", "gelu", "tanh"}
+        The FCN's nonlinearity.
     """
 
-    model: str
-    n_train: int
-    label_noise: float
-    regulariser: str
-    strength: float = 0.0
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 0.1
-    lr_decay: float = 0.99
-    n_records: int = 100
-    monitor_size: int = 32
-    source: str = "offline"
-    blur: bool = True
-    split: str = "test"
-    model_kwargs: tuple[tuple[str, Any], ...] = ()
+    kind: str
+    d_in: int = 784
+    d_out: int = 10
+    depth: int = 6
+    width: int = 300
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
-        if self.regulariser not in NAMES:
-            raise ValueError(f"unknown regulariser {self.regulariser!r}; choose one of {NAMES}")
-        if self.split not in ("test", "validation"):
-            raise ValueError(f"split must be 'test' or 'validation', got {self.split!r}")
+        if self.kind not in ("fcn", "lenet5", "alexnet"):
+            raise ValueError(f"unknown model {self.kind!r}; choose fcn, lenet5 or alexnet")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose {list(ACTIVATIONS)}")
+
+    def __call__(self, dropout: float = 0.0, rngs: nnx.Rngs | None = None) -> nnx.Module:
+        import jax
+
+        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        if self.kind == "lenet5":
+            return LeNet5(self.d_out, dropout=dropout, rngs=rngs)
+        if self.kind == "alexnet":
+            return AlexNet(self.d_out, dropout=dropout, rngs=rngs)
+        return FCN(self.d_in, self.d_out, depth=self.depth, width=self.width,
+                   activation=getattr(jax.nn, self.activation), dropout=dropout,
+                   rngs=rngs)  # fmt: skip
+
+    @property
+    def name(self) -> str:
+        """A short name: ``fcn-6x300``, ``lenet5`` or ``alexnet``."""
+        if self.kind != "fcn":
+            return self.kind
+        act = "" if self.activation == "relu" else f"-{self.activation}"
+        return f"fcn-{self.depth}x{self.width}{act}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which data: the task, its size, its label noise, and what the runs are evaluated on.
+
+    Attributes
+    ----------
+    task : {"mnist", "two_circles"}
+        Motion-blurred MNIST (:func:`mgs_teach.data.corrupted_mnist`) or two noisy circles
+        (:func:`mgs_teach.data.two_circles`).
+    n_train : int
+        Training samples, drawn afresh for every seed (stratified for MNIST).
+    label_noise : float
+        Fraction of training labels corrupted.
+    noise : {"uniform", "other"}
+        How they are corrupted (:func:`mgs_teach.data.flip_labels`).
+    n_val : int
+        If positive, the runs are evaluated on ``n_val`` further samples drawn from the same
+        noisy source (labels as noisy as the training labels), never on the test set: the
+        data of :func:`tune`.
+    source : {"offline", "full", "auto"}
+        MNIST source (:func:`mgs_teach.data.load_mnist`).
+    blur : bool
+        MNIST-C's motion blur on every MNIST image.
+    n_test : int
+        Test points of the two circles (clean labels).
+    circle_noise : float
+        Standard deviation of the Gaussian noise on the two circles.
+    """
+
+    task: str
+    n_train: int
+    label_noise: float = 0.0
+    noise: str = "uniform"
+    n_val: int = 0
+    source: str = "offline"
+    blur: bool = True
+    n_test: int = 1000
+    circle_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.task not in ("mnist", "two_circles"):
+            raise ValueError(f"unknown task {self.task!r}; choose mnist or two_circles")
         if not 0 <= self.label_noise <= 1:
             raise ValueError(f"label_noise must lie in [0, 1], got {self.label_noise}")
-        regulariser(self.regulariser, self.strength)  # validates the strength
+        if self.noise not in D.NOISE_CONVENTIONS:
+            raise ValueError(f"unknown noise convention {self.noise!r}")
+        if self.n_train < 1 or self.n_val < 0:
+            raise ValueError(f"need n_train >= 1 and n_val >= 0, got {self.n_train}, {self.n_val}")
+
+    @property
+    def n_classes(self) -> int:
+        return 10 if self.task == "mnist" else 2
+
+    def load(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(x_train, y_train, x_eval, y_eval)`` of one seed: the evaluation set is the test
+        set, or the validation set if ``n_val > 0``. The MNIST test set is the same array for
+        every seed."""
+        if self.task == "two_circles":
+            n = self.n_train + self.n_val
+            x, y = D.two_circles(n + self.n_test, noise=self.circle_noise, seed=seed)
+            y_noisy = D.flip_labels(y[:n], self.label_noise, n_classes=2, seed=seed + 1,
+                                    convention=self.noise)  # fmt: skip
+            if self.n_val:
+                return x[: self.n_train], y_noisy[: self.n_train], x[self.n_train : n], y_noisy[self.n_train :]
+            return x[:n], y_noisy, x[n:], y[n:]
+        pool = _mnist(self.source)
+        n = self.n_train + self.n_val
+        x_tr, y_tr, x_te, y_te = D.corrupted_mnist(n, label_noise=self.label_noise,
+                                                   convention=self.noise, blur=self.blur,
+                                                   seed=seed, data=pool)  # fmt: skip
+        if self.n_val:
+            return x_tr[: self.n_train], y_tr[: self.n_train], x_tr[self.n_train :], y_tr[self.n_train :]
+        return x_tr, y_tr, x_te, y_te
+
+
+_MNIST: dict[str, D.MNIST] = {}
+
+
+def _mnist(source: str) -> D.MNIST:
+    """MNIST loaded once per process (``"auto"`` resolves to what it found)."""
+    if source not in _MNIST:
+        _MNIST[source] = D.load_mnist(source)
+    return _MNIST[source]
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One experiment: a model, data, a regulariser and a training config; runs add a seed.
+
+    Attributes
+    ----------
+    model : ModelSpec
+    data : DataSpec
+    regulariser : Regulariser
+    config : Config
+    """
+
+    model: ModelSpec
+    data: DataSpec
+    regulariser: Regulariser
+    config: Config
+
+    def replace(self, **changes: Any) -> Experiment:
+        """A copy with fields of any part changed, by name: ``label_noise=0.6``,
+        ``regulariser="mgs_trace"`` (with ``strength=...``), ``epochs=50``, ``width=100``.
+
+        A regulariser given by name keeps the options (cycle length, jitter, trace method)
+        of the current one.
+        """
+        parts = {"model": self.model, "data": self.data, "config": self.config}
+        reg = self.regulariser
+        if "regulariser" in changes:
+            new = changes.pop("regulariser")
+            reg = new if isinstance(new, Regulariser) else dataclasses.replace(reg, name=new,
+                                                                               strength=0.0)
+        reg_fields = {f.name for f in dataclasses.fields(Regulariser)} - {"name"}
+        reg = dataclasses.replace(reg, **{k: changes.pop(k) for k in list(changes) if k in reg_fields})
+        for name, part in parts.items():
+            fields = {f.name for f in dataclasses.fields(part)}
+            mine = {k: changes.pop(k) for k in list(changes) if k in fields}
+            parts[name] = dataclasses.replace(part, **mine) if mine else part
+        if changes:
+            raise ValueError(f"no part of an Experiment has the field(s) {sorted(changes)}")
+        return Experiment(parts["model"], parts["data"], reg, parts["config"])
 
     @property
     def key(self) -> str:
-        """A short, stable name for files: readable prefix plus a hash of every field."""
-        digest = hashlib.sha1(repr(dataclasses.astuple(self)).encode()).hexdigest()[:10]
-        return (f"{self.model}-n{self.n_train}-noise{self.label_noise:g}-{self.regulariser}"
-                f"-{self.strength:g}-{digest}")  # fmt: skip
+        """A short, stable name for files: a readable prefix and a hash of every field."""
+        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:10]
+        d, r = self.data, self.regulariser
+        split = f"-val{d.n_val}" if d.n_val else ""
+        return (f"{self.model.name}-{d.task}-n{d.n_train}{split}-noise{d.label_noise:g}"
+                f"-{r.name}-{r.strength:g}-{digest}")  # fmt: skip
 
-    def config(self, seed: int) -> Config:
-        """The :class:`mgs_teach.train.Config` of this scenario for one seed."""
-        fields = ("epochs", "batch_size", "learning_rate", "lr_decay", "n_records", "monitor_size")
-        return Config(**{f: getattr(self, f) for f in fields}, seed=seed)
+    @property
+    def program(self) -> tuple:
+        """What decides the compiled program: runs with equal ``program`` train together.
 
-    def make_model(self) -> Callable[..., nnx.Module]:
-        """``make_model(dropout, rngs)`` for :func:`mgs_teach.train.train`."""
-        return partial(MODELS[self.model], **dict(self.model_kwargs))
+        Everything but the seed, the strength, the learning rate and the label noise (which
+        are data of the program).
+        """
+        reg, config = engine._program_key(self.regulariser, self.config)
+        return (self.model, dataclasses.replace(self.data, label_noise=0.0), reg, config)
+
+    def fields(self) -> dict[str, Any]:
+        """Every field of every part, flat (the columns :func:`run_grid` adds to histories)."""
+        out = {"model": self.model.name}
+        out.update({f"data_{k}" if k in ("task",) else k: v
+                    for k, v in dataclasses.asdict(self.data).items()})  # fmt: skip
+        out.update({k: v for k, v in dataclasses.asdict(self.regulariser).items() if k != "name"})
+        out["regulariser"] = self.regulariser.name
+        out.update(dataclasses.asdict(self.config))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": dataclasses.asdict(self.model), "data": dataclasses.asdict(self.data),
+                "regulariser": dataclasses.asdict(self.regulariser),
+                "config": dataclasses.asdict(self.config)}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Experiment:
+        return cls(ModelSpec(**d["model"]), DataSpec(**d["data"]),
+                   Regulariser(**d["regulariser"]), Config(**d["config"]))  # fmt: skip
 
 
-_MNIST_CACHE: dict[str, D.MNIST] = {}
-
-
-def make_data(scenario: Scenario, seed: int) -> tuple[np.ndarray, ...]:
-    """The scenario's ``(x_train, y_train, x_eval, y_eval)`` for one seed (MNIST loaded once)."""
-    if scenario.source not in _MNIST_CACHE:
-        _MNIST_CACHE[scenario.source] = D.load_mnist(scenario.source)
-    mnist = _MNIST_CACHE[scenario.source]
-    x_tr, y_tr, x_te, y_te = D.corrupted_mnist(
-        scenario.n_train, label_noise=scenario.label_noise, blur=scenario.blur, seed=seed,
-        data=mnist,
-    )  # fmt: skip
-    if scenario.split == "validation":
-        n_val = len(y_tr) // 4
-        return x_tr[n_val:], y_tr[n_val:], x_tr[:n_val], y_tr[:n_val]
-    return x_tr, y_tr, x_te, y_te
+# ------------------------------------------------------------------------ the grid
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -149,88 +287,126 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _paths(out: Path, scenario: Scenario, seed: int) -> tuple[Path, Path]:
-    folder = out / scenario.key
-    return folder / f"seed{seed}.csv", folder / f"seed{seed}.ckpt"
+def _csv(out: Path, experiment: Experiment, seed: int) -> Path:
+    return out / experiment.key / f"seed{seed}.csv"
+
+
+def shard_of(runs: Sequence[tuple[Experiment, int]], shard: tuple[int, int] | None) -> list:
+    """The ``i``-th of ``n`` disjoint parts of a list of runs (``shard=(i, n)``, ``0 <= i < n``).
+
+    Runs are ordered by program, then dealt out in turn, so that every part holds about
+    ``1/n`` of every program's runs and about ``1/n`` of the work.
+    """
+    if shard is None:
+        return list(runs)
+    i, n = shard
+    if not 0 <= i < n:
+        raise ValueError(f"a shard is (i, n) with 0 <= i < n, got {shard}")
+    ordered = sorted(runs, key=lambda r: (repr(r[0].program), r[0].key, r[1]))
+    return ordered[i::n]
 
 
 def run_grid(
-    scenarios: Sequence[Scenario],
+    experiments: Sequence[Experiment],
     seeds: Iterable[int],
     out: str | Path,
     *,
+    shard: tuple[int, int] | None = None,
+    share: str = "auto",
+    max_group: int = 64,
     progress: bool = True,
-    runner: Callable[..., Any] = train,
+    n_records: int | None = None,
 ) -> pd.DataFrame:
-    """Run every scenario for every seed, resumably, and return all histories.
+    """Train every experiment for every seed, resumably, and return all histories.
 
-    Each finished run is written atomically to ``out/<scenario.key>/seed<k>.csv``, with the
-    scenario in ``scenario.json`` beside it. Runs whose CSV exists are read back, not run
-    again; a run that was cut off resumes from its checkpoint (``seed<k>.ckpt``, deleted
-    once the run is written).
+    Each finished run is written atomically to ``out/<experiment.key>/seed<k>.csv``, with the
+    experiment in ``experiment.json`` beside it; runs whose file exists are read back, not
+    trained again. The rest are grouped by :attr:`Experiment.program` (at most ``max_group``
+    runs a group) and each group trains as one program of the engine, checkpointed in
+    ``out/.checkpoints/`` at every chunk, so a group cut off mid-way resumes from its last
+    chunk.
 
     Parameters
     ----------
-    scenarios : sequence of Scenario
+    experiments : sequence of Experiment
     seeds : iterable of int
     out : path
-        Output folder.
+        Results folder.
+    shard : (i, n), optional
+        Train only the i-th of n disjoint parts of the grid (:func:`shard_of`); the parts
+        write to the same kind of folder, and merge by copying the folders together.
+    share, max_group
+        Passed to :func:`mgs_teach.engine.train_runs` (``max_group`` bounds memory).
     progress : bool
-        One progress bar over the grid.
-    runner : callable
-        The training function (``mgs_teach.train.train``); replaceable for tests.
+        One progress bar over the runs, with an estimate of the time left.
+    n_records : int, optional
+        Train only a prefix of every run (its first ``n_records`` records), into memory:
+        nothing is read from or written to ``out``.
 
     Returns
     -------
     pandas.DataFrame
-        Every run's history, with the scenario's fields and ``seed``, ``status`` and
-        ``wall_s`` columns added. Runs that diverged or were interrupted are kept (their
-        ``status`` says so) and are excluded from :func:`summarise` by default.
+        Every run's history with the experiment's fields (:meth:`Experiment.fields`), ``key``,
+        ``seed`` and ``status``. Runs that diverged are kept (their ``status`` says so) and
+        left out by :func:`summarise`.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        If interrupted; every finished run is on disk and the next call resumes.
     """
     out = Path(out)
-    seeds = list(seeds)
-    jobs = [(s, seed) for s in scenarios for seed in seeds]
-    frames = []
-    bar = tqdm(jobs, desc="grid", disable=not progress)
-    for scenario, seed in bar:
-        csv, ckpt = _paths(out, scenario, seed)
-        if not csv.exists():
-            bar.set_postfix_str(
-                f"{scenario.regulariser}, noise {scenario.label_noise:g}, seed {seed}"
-            )
-            start = time.perf_counter()
-            run = runner(scenario.make_model(), make_data(scenario, seed),
-                         regulariser(scenario.regulariser, scenario.strength),
-                         scenario.config(seed), checkpoint=ckpt, progress=False)  # fmt: skip
-            if run.status == "interrupted":
-                raise KeyboardInterrupt(f"grid interrupted; rerun to resume ({run.message})")
-            history = run.history.assign(status=run.status, wall_s=time.perf_counter() - start)
-            _write_atomic(csv.parent / "scenario.json",
-                          json.dumps(dataclasses.asdict(scenario), indent=1))  # fmt: skip
-            _write_atomic(csv, history.to_csv(index=False))
-            ckpt.unlink(missing_ok=True)
-        frames.append(_read_run(csv, scenario, seed))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    runs = shard_of([(e, s) for e in dict.fromkeys(experiments) for s in seeds], shard)
+    todo = [r for r in runs if n_records is not None or not _csv(out, *r).exists()]
+    groups: dict[tuple, list] = {}
+    for run in todo:
+        groups.setdefault(run[0].program, []).append(run)
+    batches = [members[i : i + max_group] for members in groups.values()
+               for i in range(0, len(members), max_group)]  # fmt: skip
+    frames = {}
+    bar = tqdm(total=len(todo), disable=not progress, unit="run", desc="grid")
+    try:
+        for members in batches:
+            first = members[0][0]
+            bar.set_postfix_str(f"{first.model.name}, {first.regulariser.name}, "
+                                f"{len(members)} runs")  # fmt: skip
+            jobs = [engine.Job(e.regulariser, e.config, s, e.data.load(s)) for e, s in members]
+            tag = hashlib.sha1(repr(sorted((e.key, s) for e, s in members)).encode()).hexdigest()
+            ckpt = None if n_records is not None else out / ".checkpoints" / f"{tag[:16]}.pkl"
+            results = engine.train_runs(first.model, jobs, share=share, checkpoint=ckpt,
+                                        progress=bar, n_records=n_records)  # fmt: skip
+            if any(r.status == "interrupted" for r in results):
+                raise KeyboardInterrupt("grid interrupted; run the same command again to resume")
+            for (e, s), r in zip(members, results):
+                frame = r.history.assign(status=r.status)
+                if n_records is not None:
+                    frames[e.key, s] = _with_fields(frame, e, s)
+                    continue
+                _write_atomic(out / e.key / "experiment.json", json.dumps(e.to_json(), indent=1))
+                _write_atomic(_csv(out, e, s), frame.to_csv(index=False))
+    finally:
+        bar.close()
+    rows = [frames[e.key, s] if (e.key, s) in frames else _read_run(_csv(out, e, s), e, s)
+            for e, s in runs]  # fmt: skip
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def _read_run(csv: Path, scenario: Scenario, seed: int) -> pd.DataFrame:
-    frame = pd.read_csv(csv)
-    fields = dataclasses.asdict(scenario)
-    fields.pop("model_kwargs")
-    fields.pop("strength")  # already a column, from the run itself
-    fields.pop("regulariser")
-    return frame.assign(**fields, key=scenario.key, seed=seed)
+def _with_fields(frame: pd.DataFrame, experiment: Experiment, seed: int) -> pd.DataFrame:
+    fields = {k: v for k, v in experiment.fields().items() if k not in ("strength", "regulariser")}
+    return frame.assign(**fields, key=experiment.key, seed=seed)
+
+
+def _read_run(csv: Path, experiment: Experiment, seed: int) -> pd.DataFrame:
+    return _with_fields(pd.read_csv(csv), experiment, seed)
 
 
 def load_runs(out: str | Path) -> pd.DataFrame:
     """Every finished run under ``out``, as :func:`run_grid` returns them (for results/)."""
     frames = []
-    for meta in sorted(Path(out).glob("*/scenario.json")):
-        fields = json.loads(meta.read_text())
-        fields["model_kwargs"] = tuple(tuple(kv) for kv in fields["model_kwargs"])
-        scenario = Scenario(**fields)
+    for meta in sorted(Path(out).glob("*/experiment.json")):
+        experiment = Experiment.from_json(json.loads(meta.read_text()))
         for csv in sorted(meta.parent.glob("seed*.csv")):
-            frames.append(_read_run(csv, scenario, int(csv.stem[4:])))
+            frames.append(_read_run(csv, experiment, int(csv.stem[4:])))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -242,7 +418,7 @@ def summarise(
     last: int = 5,
     include_failed: bool = False,
 ) -> pd.DataFrame:
-    """Aggregate runs the paper's way.
+    """Aggregate runs the paper's way (Appendix D.1).
 
     For each group: every run's *final* value is the mean of its last ``last`` records; the
     table gives the mean and standard deviation of the finals over runs, and the *max* of
@@ -279,355 +455,321 @@ def summarise(
     return pd.DataFrame(rows)
 
 
-def tune_grid(
-    base: Scenario,
-    strengths: dict[str, Sequence[float]],
+# ------------------------------------------------------------------------- tuning
+
+#: How :func:`tune` chooses, in words (the chapters print it).
+SELECTION_RULE = (
+    "the strength with the highest final validation accuracy (mean of the last 5 records, "
+    "then over runs), ties to the lower final validation loss; a strength whose runs diverged "
+    "loses. The validation samples are held out from the same noisy source as the training "
+    "samples; the test set plays no part."
+)
+
+
+def tune(
+    base: Experiment,
+    candidates: dict[str, Sequence[float]],
     seeds: Iterable[int],
     out: str | Path,
     *,
+    n_val: int,
+    options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
-    runner: Callable[..., Any] = train,
+    share: str = "auto",
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """Tune every regulariser's strength the same way: final validation loss, held-out data.
+    """Choose every regulariser's strength by one rule (:data:`SELECTION_RULE`).
 
-    Each regulariser's candidates run as ``base`` with ``split="validation"`` (a quarter of
-    the training subset held out, the test set never seen), resumably under ``out``. The
-    strength with the lowest mean final validation loss (mean of the last 5 records, then
-    over seeds) wins; diverged runs count as infinitely bad. The validation labels carry the
-    same label noise as the training labels, as they would in practice: nobody has clean
-    labels to tune on. With symmetric noise the noisy loss still ranks models by how well
-    they fit the clean classes.
+    Each candidate trains as ``base`` with that regulariser and strength, evaluated on
+    ``n_val`` validation samples (``DataSpec.n_val``), resumably under ``out``.
+
+    Why accuracy and not loss: the validation labels carry the same label noise as the
+    training labels (nobody has clean labels to tune on). Under symmetric noise, accuracy on
+    noisy labels is an increasing affine function of accuracy on clean labels, so it ranks
+    models as clean accuracy would; cross-entropy instead punishes every confident prediction
+    that contradicts a wrong label, and favours a model that has learnt little and hedges.
+
+    Parameters
+    ----------
+    base : Experiment
+        The tuning scenario; its regulariser's options are kept.
+    candidates : dict
+        ``{regulariser name: candidate strengths}``.
+    seeds : iterable of int
+    out : path
+    n_val : int
+        Validation samples.
+    options : dict, optional
+        ``{regulariser name: {option: value}}``, e.g. ``{"cyclical_lr": {"cycle_steps": 300}}``.
+    progress, share
+        As in :func:`run_grid`.
 
     Returns
     -------
     best : dict
         ``{regulariser: strength}``.
     table : pandas.DataFrame
-        ``regulariser, strength, val_loss, val_acc, best``.
+        ``regulariser, strength, val_acc, val_loss, diverged, best``.
     """
     seeds = list(seeds)
+    options = options or {}
+    grid = [
+        base.replace(regulariser=regulariser(name, s, **options.get(name, {})), n_val=n_val)
+        for name, values in candidates.items() for s in values
+    ]  # fmt: skip
+    runs = run_grid(grid, seeds, out, progress=progress, share=share)
     rows = []
-    for name, candidates in strengths.items():
-        grid = [dataclasses.replace(base, regulariser=name, strength=float(s), split="validation")
-                for s in candidates]  # fmt: skip
-        runs = run_grid(grid, seeds, out, progress=progress, runner=runner)
-        for s in candidates:
-            frame = runs[runs["strength"] == float(s)]
-            ok = frame[frame["status"] == "finished"]
-            loss = summarise(ok, ["strength"], metric="test_loss")["final"] if len(ok) else []
-            acc = summarise(ok, ["strength"], metric="test_acc")["final"] if len(ok) else []
-            diverged = (frame.groupby("seed")["status"].first() != "finished").any()
-            val_loss = np.inf if diverged or not len(loss) else float(loss.iloc[0])
-            rows.append(dict(regulariser=name, strength=float(s), val_loss=val_loss,
-                             val_acc=float(acc.iloc[0]) if len(acc) else np.nan))  # fmt: skip
+    for e in grid:
+        frame = runs[runs["key"] == e.key]
+        ok = frame[frame["status"] == "finished"]
+        diverged = ok["seed"].nunique() < len(seeds)
+        acc = summarise(ok, ["key"])["final"] if len(ok) else pd.Series(dtype=float)
+        loss = summarise(ok, ["key"], metric="test_loss")["final"] if len(ok) else pd.Series(dtype=float)
+        rows.append(dict(regulariser=e.regulariser.name, strength=e.regulariser.strength,
+                         val_acc=-np.inf if diverged or acc.empty else float(acc.iloc[0]),
+                         val_loss=np.inf if diverged or loss.empty else float(loss.iloc[0]),
+                         diverged=bool(diverged)))  # fmt: skip
     table = pd.DataFrame(rows)
-    best_idx = table.groupby("regulariser", sort=False)["val_loss"].idxmin()
+    order = table.sort_values(["val_acc", "val_loss"], ascending=[False, True])
+    best_idx = order.groupby("regulariser", sort=False).head(1).index
     table["best"] = table.index.isin(best_idx)
     best = dict(zip(table.loc[best_idx, "regulariser"], table.loc[best_idx, "strength"]))
     return best, table
 
 
-# ------------------------------------------------------------- the MNIST chapter's grids
+# ---------------------------------------------------------- the MNIST chapter's plans
 #
-# One definition of every grid of the chapter "MGS on corrupted MNIST", used both by the
-# chapter and by ``python -m mgs_teach.experiments mnist``, so that the two cannot drift.
-
-#: Every regulariser of Figure 3, in the paper's order.
-MNIST_REGULARISERS = ("none", "weight_decay", "dropout", "adam", "cyclical_lr",
-                      "input_gradient", "param_gradient", "mgs_trace", "mgs_logdet")  # fmt: skip
-
-#: The columns of Table 1 and Table D.2: paper's name -> regulariser.
-TABLE_METHODS = {"Unregularised": "none", "Dropout": "dropout", "Weight": "weight_decay",
-                 "Loss grad.": "param_gradient", "MGS": "mgs_trace"}  # fmt: skip
-
-#: Candidate strengths of the tuning grid, the same rule for every method; ``none`` has none.
-TUNING_STRENGTHS = {
-    "weight_decay": (1e-4, 1e-3, 1e-2),
-    "dropout": (0.1, 0.3, 0.5),
-    "adam": (0.003, 0.01, 0.03),
-    "cyclical_lr": (0.25, 0.5, 0.9),
-    "input_gradient": (0.01, 0.1, 1.0),
-    "param_gradient": (0.01, 0.1, 1.0),
-    "mgs_trace": (1e-5, 3e-5, 1e-4),
-    "mgs_logdet": (1e-5, 1e-4, 1e-3),
-}
-
-MNIST_SCALES = ("smoke", "quick", "full")
-
-__all__ += ["MNIST_REGULARISERS", "TABLE_METHODS", "TUNING_STRENGTHS", "load_mnist_results",
-            "main", "mnist_grids", "mnist_settings", "mnist_tuning", "resolve_source",
-            "run_mnist"]  # fmt: skip
+# One definition of every grid of the chapter "MGS on corrupted MNIST" (mgs_teach.plans),
+# used both by the chapter and by ``python -m mgs_teach.experiments mnist``.
 
 
-def mnist_settings(scale: str) -> dict[str, Any]:
-    """The sizes of the MNIST chapter at one scale.
-
-    ``full`` is the paper's test bench (Appendix D) as far as the data allow: 3,000
-    training samples, 400 epochs and 10 runs for the tables, tuning at 50 % noise for 100
-    epochs and 5 runs, AlexNet for Figure 3. ``quick`` is a CPU-sized version: a small FCN
-    stands in for every network but LeNet-5 (per-example Jacobians of AlexNet are too
-    heavy for a CPU), 500 samples, 10 epochs, one seed, the two weaker candidate strengths
-    (a short run needs less regularisation), two noise
-    levels, and the middle scenario plus one changed value per robustness axis for two
-    methods; LeNet-5 trains 5 epochs only and borrows the FCN's tuned strengths
-    (``tuned_on``) instead of being tuned itself. ``smoke`` is tinier still, for tests.
-    """
-    if scale not in MNIST_SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {MNIST_SCALES}")
-    if scale == "full":
-        small = ()
-        return dict(
-            seeds=10, tune_seeds=5, n_train=3000, epochs=400, table1_epochs=400, tune_epochs=100,
-            n_records=100, monitor_size=32, tune_noise=0.5,
-            noises=(0.0, 0.3, 0.6, 0.8), strengths=TUNING_STRENGTHS,
-            models=dict(table1=("lenet5", small), fcn_table=("fcn", small),
-                        figure3=("alexnet", small), figure4=("lenet5", small)),
-            figure3_noise=0.5, figure3_epochs=100,
-            figure4_methods=tuple(TABLE_METHODS.values()), tuned_on={},
-            figure4_axes=dict(n_train=(1000, 2000), label_noise=(0.2, 0.8),
-                              batch_size=(16, 128), learning_rate=(0.03, 0.3),
-                              epochs=(50, 200)),
-        )  # fmt: skip
-    tiny = scale == "smoke"
-    fcn = ("fcn", (("depth", 1), ("width", 16)) if tiny else (("depth", 2), ("width", 64)))
-    strengths = {name: values[:2] for name, values in TUNING_STRENGTHS.items()}
-    return dict(
-        seeds=1, tune_seeds=1, n_train=64 if tiny else 500, epochs=1 if tiny else 10,
-        table1_epochs=1 if tiny else 5,  # LeNet-5's per-example Jacobians are slow on a CPU
-        tune_epochs=1 if tiny else 10, n_records=3 if tiny else 8,
-        monitor_size=8 if tiny else 16, tune_noise=0.5, noises=(0.0,) if tiny else (0.0, 0.6),
-        strengths={"mgs_trace": (1e-4,)} if tiny else strengths,
-        models=dict(table1=fcn if tiny else ("lenet5", ()), fcn_table=fcn, figure3=fcn,
-                    figure4=fcn),
-        tuned_on={} if tiny else {"table1": "figure3"},
-        # at quick scale Figure 3 runs at the table's 60 % noise, so the two share runs
-        figure3_noise=0.5 if tiny else 0.6, figure3_epochs=1 if tiny else 10,
-        figure4_methods=("none", "mgs_trace"),
-        figure4_axes=dict(n_train=(32,), label_noise=(0.2,), epochs=(2,)) if tiny else dict(
-            n_train=(250,), label_noise=(0.8,), batch_size=(128,), learning_rate=(0.3,),
-            epochs=(5,)),
-    )  # fmt: skip
-
-
-def resolve_source(source: str) -> str:
-    """``"auto"`` becomes ``"full"`` or ``"offline"``, whichever :func:`load_mnist` gives."""
-    if source != "auto":
-        return source
-    mnist = _MNIST_CACHE.get("auto") or D.load_mnist("auto")
-    _MNIST_CACHE["auto"] = mnist
-    resolved = "full" if len(mnist.y_train) > 5000 else "offline"
-    _MNIST_CACHE.setdefault(resolved, mnist)
-    return resolved
-
-
-def _base(settings: dict, model_key: str, source: str, **fields: Any) -> Scenario:
-    model, kwargs = settings["models"][model_key]
-    defaults = dict(n_train=settings["n_train"], label_noise=settings["tune_noise"],
-                    regulariser="none", epochs=settings["epochs"],
-                    n_records=settings["n_records"], monitor_size=settings["monitor_size"],
-                    source=source)  # fmt: skip
-    return Scenario(model, **{**defaults, **fields}, model_kwargs=kwargs)
-
-
-def mnist_tuning(scale: str, source: str = "offline") -> dict[str, tuple[Scenario, dict]]:
-    """Tuning bases: ``{model_key: (base scenario, {regulariser: candidates})}``.
-
-    One tuning per distinct network (models shared by several grids are tuned once), at
-    50 % label noise, every method the same way (:func:`tune_grid`). Figure 3 and the FCN
-    table tune every regulariser of :data:`MNIST_REGULARISERS` that their grids use.
-    """
-    settings = mnist_settings(scale)
-    out: dict[str, tuple[Scenario, dict]] = {}
-    for key in ("table1", "fcn_table", "figure3", "figure4"):
-        name = _model_name(settings, settings["tuned_on"].get(key, key))
-        base = _base(
-            settings, settings["tuned_on"].get(key, key), source, epochs=settings["tune_epochs"]
-        )
-        names = MNIST_REGULARISERS if key == "figure3" else tuple(TABLE_METHODS.values())
-        wanted = {r: settings["strengths"][r] for r in names if r in settings["strengths"]}
-        if name in out:
-            out[name][1].update(wanted)
-        else:
-            out[name] = (base, dict(wanted))
-    return out
-
-
-def _model_name(settings: dict, key: str) -> str:
-    model = settings["models"][key]
-    return f"{model[0]}" + "".join(f"-{k}{v}" for k, v in model[1])
-
-
-def mnist_grids(
-    scale: str, best: dict[str, dict[str, float]], source: str = "offline"
-) -> dict[str, list[Scenario]]:
-    """The chapter's grids given the tuned strengths ``best[model_name][regulariser]``.
-
-    Returns ``{"figure3": ..., "table1": ..., "fcn_table": ..., "figure4": ...}``. An
-    untuned regulariser runs at the middle candidate of :data:`TUNING_STRENGTHS` (``none``
-    at 0).
-    Figure 4's grid holds the middle scenario (3,000 samples, 50 % noise at full scale)
-    and one scenario per changed value of each axis.
-    """
-    settings = mnist_settings(scale)
-
-    def strength(key: str, reg: str) -> float:
-        tuned = _model_name(settings, settings["tuned_on"].get(key, key))
-        default = TUNING_STRENGTHS[reg][1] if reg in TUNING_STRENGTHS else 0.0
-        return float(best.get(tuned, {}).get(reg, default))
-
-    grids: dict[str, list[Scenario]] = {}
-    grids["figure3"] = [
-        _base(settings, "figure3", source, label_noise=settings["figure3_noise"],
-              epochs=settings["figure3_epochs"], regulariser=r, strength=strength("figure3", r))
-        for r in MNIST_REGULARISERS
-    ]  # fmt: skip
-    for key in ("table1", "fcn_table"):
-        epochs = settings["table1_epochs"] if key == "table1" else settings["epochs"]
-        grids[key] = [
-            _base(settings, key, source, label_noise=p, regulariser=r, strength=strength(key, r),
-                  epochs=epochs)
-            for p in settings["noises"] for r in TABLE_METHODS.values()
-        ]  # fmt: skip
-    middle = dict(epochs=settings["tune_epochs"], label_noise=settings["tune_noise"])
-    figure4 = []
-    for r in settings["figure4_methods"]:
-        base = _base(settings, "figure4", source, regulariser=r, strength=strength("figure4", r),
-                     **middle)  # fmt: skip
-        figure4.append(base)
-        for axis, values in settings["figure4_axes"].items():
-            figure4 += [dataclasses.replace(base, **{axis: v}) for v in values]
-    grids["figure4"] = figure4
-    return grids
-
-
-def _refuse(*args: Any, **kwargs: Any) -> Any:
-    raise FileNotFoundError("a run of the grid is missing from the results folder")
+class Deadline(KeyboardInterrupt):
+    """The time budget of a command ran out; what finished is kept, and it resumes."""
 
 
 def run_mnist(
-    scale: str,
+    plan: Any,
     out: str | Path,
     *,
-    source: str = "offline",
-    seeds: int | None = None,
+    shard: tuple[int, int] | None = None,
     progress: bool = True,
-    runner: Callable[..., Any] | None = None,
+    train: bool = True,
 ) -> dict[str, Any]:
-    """Tune, then run every grid of the MNIST chapter, resumably under ``out``.
+    """Tune, then run every grid of an MNIST plan, resumably under ``out``.
+
+    Tuning runs go to ``out/tuning/``, the grids' runs to ``out/runs/``, the chosen
+    strengths to ``out/best_strengths.json``.
 
     Parameters
     ----------
-    scale : ``"smoke"``, ``"quick"`` or ``"full"``
+    plan : mgs_teach.plans.MNISTPlan
     out : path
-        Results folder; every run lands in ``out/<scenario key>/``.
-    source : str
-        MNIST source (``"auto"`` is resolved first).
-    seeds : int, optional
-        Runs per scenario (tuning uses ``min(seeds, tune_seeds)``); the scale's default if
-        omitted.
-    runner : callable, optional
-        ``train`` by default; :func:`load_mnist_results` passes one that refuses to train.
+    shard : (i, n), optional
+        Train only the i-th of n parts of the tuning and of the grids. The grids need every
+        tuning run: a shard that finds another shard's tuning runs missing stops after its
+        own tuning share, with a message (run the tuning shards first, then the grid shards).
+    progress : bool
+    train : bool
+        ``False``: only read what is stored; raise ``FileNotFoundError`` if a run is missing.
 
     Returns
     -------
     dict
-        ``best`` (tuned strengths per model), ``tuning`` (the tuning table, with a ``model``
-        column), and one run frame per grid name of :func:`mnist_grids`.
+        ``best`` (tuned strengths per network), ``tuning`` (the tuning table, with a
+        ``model`` column), and one run frame per grid of :meth:`MNISTPlan.grids`.
     """
-    runner = runner or train
-    settings = mnist_settings(scale)
-    source = resolve_source(source)
-    n_seeds = seeds or settings["seeds"]
-    tune_seeds = range(min(n_seeds, settings["tune_seeds"]))
+    out = Path(out)
     best: dict[str, dict[str, float]] = {}
     tables = []
-    for name, (base, strengths) in mnist_tuning(scale, source).items():
-        best[name], table = tune_grid(base, strengths, tune_seeds, out, progress=progress,
-                                      runner=runner)  # fmt: skip
+    for name, (base, candidates) in plan.tuning_bases().items():
+        if not candidates:
+            continue
+        grid = [base.replace(regulariser=Regulariser(r, float(s), method=base.regulariser.method,
+                                                     **_options(r)), n_val=plan.tuning.n_val)
+                for r, values in candidates.items() for s in values]  # fmt: skip
+        seeds = range(plan.tuning.runs)
+        if not train:
+            _require(grid, seeds, out / "tuning")
+        elif shard is not None:
+            run_grid(grid, seeds, out / "tuning", shard=shard, progress=progress)
+            missing = [e.key for e in grid for s in seeds if not _csv(out / "tuning", e, s).exists()]
+            if missing:
+                raise RuntimeError(f"shard {shard[0]}/{shard[1]}: its tuning share is done, but "
+                                   f"{len(missing)} tuning runs of other shards are missing; "
+                                   "run every shard's tuning, then the shards again for the grids")  # fmt: skip
+        best[name], table = _tune_grid(base, candidates, seeds, out / "tuning", plan.tuning.n_val,
+                                       progress)  # fmt: skip
         tables.append(table.assign(model=name))
-    _write_atomic(Path(out) / "best_strengths.json", json.dumps(best, indent=1))
-    results: dict[str, Any] = {"best": best, "tuning": pd.concat(tables, ignore_index=True)}
-    for name, grid in mnist_grids(scale, best, source).items():
-        results[name] = run_grid(grid, range(n_seeds), out, progress=progress, runner=runner)
+    if train and shard is None:
+        _write_atomic(out / "best_strengths.json", json.dumps(best, indent=1))
+    results: dict[str, Any] = {"best": best,
+                               "tuning": pd.concat(tables, ignore_index=True) if tables else None}  # fmt: skip
+    for name, grid in plan.grids(best).items():
+        seeds = range(plan.runs_of(name))
+        if not train:
+            _require(grid, seeds, out / "runs")
+        results[name] = run_grid(grid, seeds, out / "runs", shard=shard if train else None,
+                                 progress=progress)  # fmt: skip
     return results
 
 
+def _options(name: str) -> dict[str, Any]:
+    return {"cycle_steps": 300} if name == "cyclical_lr" else {}
+
+
+def _tune_grid(base: Experiment, candidates: dict, seeds: Iterable[int], out: Path, n_val: int,
+               progress: bool) -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
+    options = {r: _options(r) for r in candidates}
+    return tune(base, candidates, seeds, out, n_val=n_val, options=options, progress=progress)
+
+
+def _require(grid: Sequence[Experiment], seeds: Iterable[int], out: Path) -> None:
+    missing = [(e.key, s) for e in grid for s in seeds if not _csv(out, e, s).exists()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} runs are missing under {out}, e.g. {missing[0]}")
+
+
 def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
-    """The finished results of ``python -m mgs_teach.experiments mnist`` under ``out``.
+    """The results of ``python -m mgs_teach.experiments mnist`` stored under ``out``.
 
     Returns ``None`` when ``out/provenance.json`` is missing or says the command has not
-    finished; otherwise what :func:`run_mnist` returned, read back without training, plus
-    ``provenance`` (the parsed provenance file).
+    finished; otherwise what :func:`run_mnist` returns, read back without training, plus
+    ``provenance`` and ``plan`` (the :class:`mgs_teach.plans.MNISTPlan`).
     """
+    from mgs_teach.plans import PLANS
+
     path = Path(out) / "provenance.json"
     if not path.exists():
         return None
     provenance = json.loads(path.read_text())
     if provenance.get("status") != "finished":
         return None
-    results = run_mnist(provenance["scale"], out, source=provenance["source"],
-                        seeds=provenance["seeds"], progress=False, runner=_refuse)  # fmt: skip
-    return {**results, "provenance": provenance}
+    plan = PLANS[provenance["plan"]]
+    results = run_mnist(plan, out, progress=False, train=False)
+    return {**results, "provenance": provenance, "plan": plan}
 
 
-def _provenance(argv: Sequence[str], args: Any, source: str, start: float) -> dict[str, Any]:
+def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
+    """The compact summary of a plan's results (``summary.json``).
+
+    For each table, noise level and method: the final mean, the sd and the max of the test
+    accuracy in percent (:func:`summarise`), and the runs behind them; plus the tuned
+    strengths.
+    """
+    from mgs_teach.plans import TABLE_METHODS
+
+    names = {r: m for m, r in TABLE_METHODS.items()}
+    tables: dict[str, Any] = {}
+    for t in plan.tables:
+        table = summarise(results[t.name], ["label_noise", "regulariser"])
+        entry: dict[str, Any] = {}
+        for row in table.itertuples():
+            entry.setdefault(f"{row.label_noise:.0%}", {})[names[row.regulariser]] = dict(
+                final=round(100 * row.final, 2),
+                sd=None if np.isnan(row.sd) else round(100 * row.sd, 2),
+                max=round(100 * row.max, 2), runs=int(row.runs))  # fmt: skip
+        tables[t.name] = dict(model=t.model.name, n_train=t.n_train, epochs=t.epochs,
+                              runs=t.runs, entries=entry)  # fmt: skip
+    return dict(plan=plan.name, best_strengths=results["best"], tables=tables)
+
+
+def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
     import platform
     import subprocess
     import sys
+    import time
     from importlib.metadata import PackageNotFoundError, version
 
     import jax
 
+    root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+                                check=True, cwd=root).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "mgs_teach"], capture_output=True,
+                               text=True, cwd=root).stdout.strip() != ""  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        commit, dirty = "unknown", False
     versions = {"python": platform.python_version()}
     for package in ("jax", "jaxlib", "flax", "optax", "numpy"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = "not installed"
+    source = plan.source if plan.source != "auto" else _mnist("auto").source
     return dict(
-        command=" ".join([Path(sys.executable).name, "-m", "mgs_teach.experiments", *argv]),
-        git_commit=commit or "unknown", device=[str(d) for d in jax.devices()],
-        versions=versions, scale=args.scale, source=source,
-        seeds=args.seeds or mnist_settings(args.scale)["seeds"],
+        command=" ".join(["python", "-m", "mgs_teach.experiments", *argv]),
+        git_commit=commit + ("+uncommitted changes in mgs_teach" if dirty else ""),
+        device=[str(d) for d in jax.devices()], cpu=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(), versions=versions, plan=plan.name, mnist_source=source,
         start=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start)),
     )  # fmt: skip
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m mgs_teach.experiments mnist --out results/mnist [--scale full] ...``."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mgs_teach.experiments mnist --plan cpu --out results/mnist-cpu``."""
     import argparse
+    import signal
     import sys
+    import time
+
+    from mgs_teach.plans import PLANS
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m mgs_teach.experiments",
                                      description="Reproduce a chapter's experiments.")  # fmt: skip
     sub = parser.add_subparsers(dest="experiment", required=True)
     mnist = sub.add_parser("mnist", help="the chapter 'MGS on corrupted MNIST'")
-    mnist.add_argument("--out", default="results/mnist", help="results folder")
-    mnist.add_argument("--scale", default="full", choices=MNIST_SCALES)
-    mnist.add_argument("--source", default="auto", choices=("auto", "offline", "full"))
-    mnist.add_argument("--seeds", type=int, default=None, help="runs per scenario")
+    mnist.add_argument("--plan", default="cpu", choices=sorted(PLANS))
+    mnist.add_argument("--out", default=None, help="results folder (default results/mnist-PLAN)")
+    mnist.add_argument("--shard", default=None, metavar="I/N",
+                       help="train only the I-th of N disjoint parts (0 <= I < N)")
+    mnist.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                       help="stop cleanly after this long; the next call continues")
     mnist.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
+    plan = PLANS[args.plan]
+    out = Path(args.out or f"results/mnist-{plan.name}")
+    shard = None
+    if args.shard:
+        i, n = (int(v) for v in args.shard.split("/"))
+        shard = (i, n)
     start = time.time()
-    source = resolve_source(args.source)
-    out = Path(args.out)
-    provenance = _provenance(argv, args, source, start)
-    _write_atomic(out / "provenance.json", json.dumps({**provenance, "status": "running"},
-                                                      indent=1))  # fmt: skip
-    run_mnist(args.scale, out, source=source, seeds=args.seeds, progress=not args.no_progress)
+    previous = json.loads((out / "provenance.json").read_text()) if (out / "provenance.json").exists() else {}
+    provenance = _provenance(argv, plan, start)
+    provenance["earlier_wall_s"] = previous.get("wall_s", 0.0) + previous.get("earlier_wall_s", 0.0)
+    if shard is None:
+        _write_atomic(out / "provenance.json", json.dumps({**provenance, "status": "running"},
+                                                          indent=1))  # fmt: skip
+    if args.time_limit:
+        def expire(*_: Any) -> None:
+            raise Deadline(f"time limit of {args.time_limit:g} s reached")
+
+        signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, args.time_limit)
+    status = "finished"
+    try:
+        results = run_mnist(plan, out, shard=shard, progress=not args.no_progress)
+    except KeyboardInterrupt as err:
+        status = "partial"
+        print(f"stopped ({err or 'interrupted'}); finished runs are kept: run the same command "
+              "again to continue")  # fmt: skip
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     end = time.time()
+    if shard is not None:
+        print(f"shard {args.shard}: {status} in {end - start:.0f} s; merge the shards' folders and "
+              f"run once without --shard to write the summary")  # fmt: skip
+        return 0
     provenance.update(end=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(end)),
-                      wall_s=round(end - start, 1), status="finished")  # fmt: skip
+                      wall_s=round(end - start, 1), status=status)  # fmt: skip
+    provenance["total_wall_s"] = round(provenance["wall_s"] + provenance["earlier_wall_s"], 1)
     _write_atomic(out / "provenance.json", json.dumps(provenance, indent=1))
-    print(f"finished in {end - start:.0f} s; results and provenance.json in {out}")
+    if status == "finished":
+        _write_atomic(out / "summary.json", json.dumps(mnist_summary(results, plan), indent=1))
+        print(f"finished in {end - start:.0f} s; results, provenance.json and summary.json in {out}")
+    return 0 if status == "finished" else 3
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -23,13 +23,25 @@ the patch-Gram identity
 :math:`\|\Delta^\top P\|_F^2 = \langle \Delta\Delta^\top, PP^\top \rangle`, whichever is
 cheaper for the layer's sizes.
 
-How the layers are found
-------------------------
+How the layers are found, and when the method applies
+------------------------------------------------------
 The layers of :mod:`mgs_teach.models` call :func:`tap` on their output. Outside this module
 ``tap`` does nothing. Inside, it records the layer's input and adds a zero perturbation
-:math:`\epsilon` to its output, so that :math:`\partial f / \partial \epsilon = \delta`. A model
-whose parameters are not all in tapped layers (or whose layer is used twice) takes the
-generic per-example Jacobian path instead, with a one-line notice.
+:math:`\epsilon` to its output, so that :math:`\partial f / \partial \epsilon = \delta`.
+
+The identity above holds under two hypotheses, and :func:`structure_report` checks both
+before the method is used:
+
+1. **Samples are independent in the forward pass**: the output for sample :math:`i` depends
+   on :math:`x_i` alone (no batch statistics, no batch-mean subtraction). Checked by
+   evaluating the model on two batches that share their first (and last) sample.
+2. **Every parameter enters only through its own tapped affine map**: no weight is reused
+   elsewhere (tied weights), no parameter lives outside a tapped layer, no tapped layer is
+   called twice. Checked on the jaxpr: the tapped outputs are recomputed from *shadow*
+   copies of their parameters, and then no original parameter may still reach the output.
+
+When a hypothesis fails, :func:`mgs_teach.kernel.mgs_trace` with ``method="auto"`` takes the
+Jacobian path instead, and ``method="structured"`` raises a ``ValueError`` that says why.
 """
 
 from __future__ import annotations
@@ -37,7 +49,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import itertools
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -45,12 +56,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mgs_teach.kernel import mgs_kernel, mgs_trace
 
 Params = Any
 ApplyFn = Callable[[Params, jax.Array], jax.Array]
 
-__all__ = ["hutchinson_trace", "is_structured", "structured_kernel", "structured_trace", "tap"]
+__all__ = [
+    "hutchinson_trace",
+    "is_structured",
+    "structure_report",
+    "structured_kernel",
+    "structured_trace",
+    "tap",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +83,24 @@ class _Layer:
 
 
 class _Recorder:
-    def __init__(self, eps: list[jax.Array] | None) -> None:
-        self.eps, self.inputs, self.layers, self.shapes, self.ids = eps, [], [], [], []
+    """What :func:`tap` does inside this module.
+
+    ``eps`` given: add ``eps[i]`` to the i-th tapped output (for the deltas). ``shadow``
+    given (a map from ``id`` of a parameter array to its stand-in): recompute the tapped
+    output from the stand-ins instead (for the hypothesis check). Otherwise only record.
+    """
+
+    def __init__(self, eps: list[jax.Array] | None = None, shadow: dict | None = None) -> None:
+        self.eps, self.shadow = eps, shadow
+        self.inputs, self.layers, self.shapes, self.ids = [], [], [], []
 
     def __call__(self, z: jax.Array, a: jax.Array, layer: Any) -> jax.Array:
         self.inputs.append(a)
-        self.layers.append(_describe(layer))
+        self.layers.append(_describe(layer, a))
         self.shapes.append(jax.ShapeDtypeStruct(z.shape, z.dtype))
         self.ids.append(id(layer))
+        if self.shadow is not None:
+            return _recompute(layer, a, self.shadow)
         if self.eps is None:
             return z
         return z + self.eps[len(self.inputs) - 1]
@@ -100,21 +127,45 @@ def tap(z: jax.Array, a: jax.Array, layer: Any) -> jax.Array:
     return z if recorder is None else recorder(z, a, layer)
 
 
-def _describe(layer: Any) -> _Layer | None:
+def _variables(layer: Any) -> list[Any]:
+    return [v for v in (getattr(layer, "kernel", None), getattr(layer, "bias", None)) if v is not None]
+
+
+def _recompute(layer: Any, a: jax.Array, shadow: dict) -> jax.Array:
+    """The layer's own affine map of ``a``, with its parameters replaced by their stand-ins."""
+    from flax import nnx
+
+    base = nnx.Linear if isinstance(layer, nnx.Linear) else nnx.Conv
+    variables = _variables(layer)
+    saved = [v.get_value() for v in variables]
+    try:
+        for v, value in zip(variables, saved):
+            v.set_value(shadow.get(id(value), value))
+        return base.__call__(layer, a)
+    finally:
+        for v, value in zip(variables, saved):
+            v.set_value(value)
+
+
+def _describe(layer: Any, a: jax.Array) -> _Layer | None:
+    from flax import nnx
+
     kernel = getattr(layer, "kernel", None)
     bias = getattr(layer, "bias", None)  # None for a layer without bias
-    if kernel is None:
+    if kernel is None or not isinstance(layer, nnx.Linear | nnx.Conv):
         return None
     kernel_shape = np.shape(kernel[...])
     has_bias = bias is not None
     n = int(np.prod(kernel_shape)) + (int(np.prod(np.shape(bias[...]))) if has_bias else 0)
-    if len(kernel_shape) == 2:  # nnx.Linear: (in, out)
+    if isinstance(layer, nnx.Linear):  # kernel (in, out)
         return _Layer("dense", n, has_bias)
     ks = tuple(layer.kernel_size)
     plain = (
         getattr(layer, "feature_group_count", 1) == 1
+        and getattr(layer, "mask", None) is None
         and all(d == 1 for d in _as_tuple(getattr(layer, "kernel_dilation", 1), len(ks)))
         and all(d == 1 for d in _as_tuple(getattr(layer, "input_dilation", 1), len(ks)))
+        and a.ndim >= len(ks) + 2
     )
     if not plain:
         return None
@@ -146,8 +197,7 @@ def _pads(padding: Any, nd: int) -> str | tuple[tuple[int, int], ...] | None:
 # ----------------------------------------------------------------------- the taps
 
 
-def _run(apply_fn: ApplyFn, params: Params, x: jax.Array, eps: list | None) -> tuple:
-    recorder = _Recorder(eps)
+def _run(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder) -> tuple:
     token = _RECORDER.set(recorder)
     try:
         out = apply_fn(params, x)
@@ -156,44 +206,99 @@ def _run(apply_fn: ApplyFn, params: Params, x: jax.Array, eps: list | None) -> t
     return jnp.reshape(out, (out.shape[0], -1)), recorder
 
 
-def _discover(apply_fn: ApplyFn, params: Params, x: jax.Array) -> tuple[_Recorder | None, str]:
-    """The model's taps, or ``None`` and the reason why its structure cannot be used."""
+def _discover(apply_fn: ApplyFn, params: Params, x: jax.Array) -> _Recorder:
+    """Run the model abstractly and record its taps."""
     box = {}
 
     def probe(p: Params, xx: jax.Array) -> jax.Array:
-        out, box["recorder"] = _run(apply_fn, p, xx, None)
+        out, box["recorder"] = _run(apply_fn, p, xx, _Recorder())
         return out
 
     jax.eval_shape(probe, params, x)
-    recorder = box["recorder"]
-    total = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(params))
-    covered = sum(layer.n_params for layer in recorder.layers if layer is not None)
+    return box["recorder"]
+
+
+def _leaking_parameters(apply_fn: ApplyFn, params: Params, x: jax.Array) -> list[str]:
+    """Parameters that reach the output other than through their own tapped affine map.
+
+    Each tapped layer's output is recomputed from stand-ins of its parameters; the names of
+    the original parameters that the output still depends on are returned (a conservative
+    dependence analysis of the jaxpr: an equation's outputs depend on all of its inputs).
+    """
+    spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), params)
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(spec)[0]]
+
+    def shadowed(p: Params, xx: jax.Array) -> jax.Array:
+        stand_ins = {id(leaf): jnp.zeros(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(p)}
+        return _run(apply_fn, p, xx, _Recorder(shadow=stand_ins))[0]
+
+    closed = jax.make_jaxpr(shadowed)(spec, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    jaxpr = closed.jaxpr
+    n_leaves = len(paths)
+    depends = {v: frozenset((i,)) for i, v in enumerate(jaxpr.invars[:n_leaves])}
+    for eqn in jaxpr.eqns:
+        found = frozenset().union(*(depends.get(v, frozenset()) for v in eqn.invars
+                                    if not isinstance(v, jax.extend.core.Literal)))  # fmt: skip
+        if found:
+            for v in eqn.outvars:
+                depends[v] = found
+    leaked = frozenset().union(*(depends.get(v, frozenset()) for v in jaxpr.outvars
+                                 if not isinstance(v, jax.extend.core.Literal)))  # fmt: skip
+    return [paths[i] for i in sorted(leaked)]
+
+
+def structure_report(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | None:
+    """Why the structured trace cannot be used for this model, or ``None`` if it can.
+
+    Checks the method's hypotheses (see the module docstring): tapped dense or plain
+    convolution layers, each called once; independent samples; every parameter entering
+    only through its own tapped affine map.
+
+    Returns
+    -------
+    str or None
+        A sentence naming the first hypothesis that fails.
+    """
+    from mgs_teach.kernel import remember
+
+    x = x if isinstance(x, jax.Array) else jnp.asarray(x)
+    return remember(apply_fn, params, x, "structure", lambda: _report(apply_fn, params, x))
+
+
+def _report(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | None:
+    from mgs_teach.kernel import batch_dependence
+
+    recorder = _discover(apply_fn, params, x)
     if not recorder.layers:
-        return None, "the model has no tapped layers"
+        return "the model has no tapped layers"
     if any(layer is None for layer in recorder.layers):
-        return None, "a layer is neither dense nor a plain convolution"
+        return "a tapped layer is neither dense nor a plain convolution"
     if len(set(recorder.ids)) != len(recorder.ids):
-        return None, "a layer is used more than once"
-    if covered != total:
-        return None, f"{total - covered} of its {total} parameters are outside tapped layers"
-    return recorder, ""
+        return "a tapped layer is called more than once"
+    mixing = batch_dependence(apply_fn, params, x)
+    if mixing is not None:
+        return mixing
+    leaked = _leaking_parameters(apply_fn, params, x)
+    if leaked:
+        shown = ", ".join(leaked[:3]) + (f" and {len(leaked) - 3} more" if len(leaked) > 3 else "")
+        return (f"parameters reach the output outside their own tapped affine map (tied "
+                f"weights, or layers that are not tapped): {shown}")  # fmt: skip
+    return None
 
 
 def is_structured(apply_fn: ApplyFn, params: Params, x: jax.Array) -> bool:
     """Whether :func:`structured_trace` can use the layer structure of this model."""
-    return _discover(apply_fn, params, jnp.asarray(x))[0] is not None
+    return structure_report(apply_fn, params, jnp.asarray(x)) is None
 
 
-_NOTICED: set[str] = set()
-
-
-def _fallback_notice(reason: str) -> None:
-    if reason not in _NOTICED:
-        _NOTICED.add(reason)
-        warnings.warn(
-            f"MGS fast path unavailable ({reason}); using per-example Jacobians",
-            stacklevel=3,
+def _structured(apply_fn: ApplyFn, params: Params, x: jax.Array) -> _Recorder:
+    reason = structure_report(apply_fn, params, x)
+    if reason is not None:
+        raise ValueError(
+            f"the structured MGS trace does not apply to this model: {reason}. Use "
+            "mgs_trace(..., method='auto') to fall back to per-example Jacobians."
         )
+    return _discover(apply_fn, params, x)
 
 
 def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder,
@@ -206,7 +311,7 @@ def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder
     eps = [jnp.zeros(s.shape, s.dtype) for s in recorder.shapes]
 
     def f(e: list) -> tuple:
-        out, rec = _run(apply_fn, params, x, e)
+        out, rec = _run(apply_fn, params, x, _Recorder(eps=e))
         return out, rec.inputs
 
     _, vjp_fn, inputs = jax.vjp(f, eps, has_aux=True)
@@ -214,7 +319,7 @@ def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder
     return deltas, inputs
 
 
-def _patches(a: jax.Array, layer: _Layer) -> jax.Array:
+def patches(a: jax.Array, layer: _Layer) -> jax.Array:
     """Inputs as ``(B, positions, fan_in)``: the vectors each output position is affine in.
 
     A convolution's patches are gathered as ``prod(kernel_size)`` strided slices of the padded
@@ -222,9 +327,15 @@ def _patches(a: jax.Array, layer: _Layer) -> jax.Array:
     as a convolution with ``fan_in`` one-hot output channels, ``fan_in / C_out`` times the
     arithmetic of the layer itself.) The fan-in order differs from the kernel's, which no norm
     or inner product of the structured trace can see.
+
+    Axes between the sample axis and the convolved ones (a 1-d convolution applied to every
+    row of an image, as ``nnx.Conv`` does with an integer ``kernel_size``) are folded into
+    the positions: they share the kernel just as the positions do.
     """
     if layer.kind == "dense":
         return jnp.reshape(a, (a.shape[0], -1, a.shape[-1]))
+    b = a.shape[0]
+    a = jnp.reshape(a, (-1, *a.shape[a.ndim - 1 - len(layer.kernel_size) :]))
     spatial = a.shape[1:-1]
     pads = layer.padding
     if isinstance(pads, str):
@@ -236,25 +347,25 @@ def _patches(a: jax.Array, layer: _Layer) -> jax.Array:
                           for o, m, s in zip(offset, out, layer.strides)), slice(None))]
         for offset in itertools.product(*map(range, layer.kernel_size))
     ]  # fmt: skip
-    p = jnp.stack(slices, axis=-2)  # (B, *out, prod(kernel_size), C_in)
-    return jnp.reshape(p, (a.shape[0], int(np.prod(out)), -1))
+    p = jnp.stack(slices, axis=-2)  # (B * extra, *out, prod(kernel_size), C_in)
+    return jnp.reshape(p, (b, -1, p.shape[-2] * p.shape[-1]))
 
 
 def _layer_sq_norms(delta: jax.Array, a: jax.Array, layer: _Layer) -> jax.Array:
     """Per (cotangent, sample) squared norm of this layer's parameter gradient: ``(k, B)``."""
-    patches = _patches(a, layer)  # (B, P, fan_in)
+    cols = patches(a, layer)  # (B, P, fan_in)
     k, b = delta.shape[:2]
-    d = jnp.reshape(delta, (k, b, patches.shape[1], -1))  # (k, B, P, out)
-    if patches.shape[1] == 1:  # dense on vectors: ||delta||^2 ||a||^2
-        weight = jnp.sum(d[:, :, 0] ** 2, -1) * jnp.sum(patches[:, 0] ** 2, -1)
+    d = jnp.reshape(delta, (k, b, cols.shape[1], -1))  # (k, B, P, out)
+    if cols.shape[1] == 1:  # dense on vectors: ||delta||^2 ||a||^2
+        weight = jnp.sum(d[:, :, 0] ** 2, -1) * jnp.sum(cols[:, 0] ** 2, -1)
     else:
-        n_pos, n_in, n_out = patches.shape[1], patches.shape[2], d.shape[-1]
+        n_pos, n_in, n_out = cols.shape[1], cols.shape[2], d.shape[-1]
         if n_pos * (n_in + n_out) < n_in * n_out:  # patch-Gram identity is cheaper
-            gram_a = jnp.einsum("bpi,bqi->bpq", patches, patches)
+            gram_a = jnp.einsum("bpi,bqi->bpq", cols, cols)
             gram_d = jnp.einsum("kbpo,kbqo->kbpq", d, d)
             weight = jnp.einsum("kbpq,bpq->kb", gram_d, gram_a)
         else:  # per-example gradient of this layer only
-            weight = jnp.sum(jnp.einsum("kbpo,bpi->kboi", d, patches) ** 2, axis=(-2, -1))
+            weight = jnp.sum(jnp.einsum("kbpo,bpi->kboi", d, cols) ** 2, axis=(-2, -1))
     if layer.bias:
         weight = weight + jnp.sum(jnp.sum(d, axis=2) ** 2, -1)
     return weight
@@ -269,10 +380,14 @@ def _per_sample_sq_norms(apply_fn: ApplyFn, params: Params, x: jax.Array,
 def structured_trace(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
     """Exact :math:`\\operatorname{tr} K` from the layer structure (see the module docstring).
 
-    Equals :func:`mgs_teach.kernel.mgs_trace` to floating-point precision, and so does its
-    gradient, at a fraction of the cost: ``C`` batched backward passes and no per-example
-    Jacobians. Models that are not fully built from tapped dense/conv layers fall back to
-    :func:`mgs_teach.kernel.mgs_trace` with a one-line notice.
+    Equals the Jacobian trace to floating-point precision, and so does its gradient, at a
+    fraction of the cost: ``C`` batched backward passes and no per-example Jacobians. Use it
+    through :func:`mgs_teach.kernel.mgs_trace` (``method="structured"`` or ``"auto"``).
+
+    Raises
+    ------
+    ValueError
+        When the model does not meet the method's hypotheses (:func:`structure_report`).
 
     Parameters
     ----------
@@ -284,14 +399,15 @@ def structured_trace(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Arr
     scalar array
     """
     x = jnp.asarray(x)
-    recorder, reason = _discover(apply_fn, params, x)
-    if recorder is None:
-        _fallback_notice(reason)
-        return mgs_trace(apply_fn, params, x)
-    b = x.shape[0]
-    c = int(np.prod(jax.eval_shape(lambda: apply_fn(params, x)).shape[1:]))
-    cotangents = jnp.broadcast_to(jnp.eye(c)[:, None, :], (c, b, c))  # one class at a time
-    return jnp.sum(_per_sample_sq_norms(apply_fn, params, x, recorder, cotangents))
+    recorder = _structured(apply_fn, params, x)
+    return jnp.sum(_per_sample_sq_norms(apply_fn, params, x, recorder, _one_hot(apply_fn, params, x)))
+
+
+def _one_hot(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
+    """Cotangents ``(C, B, C)`` that select one class at a time, in the output's dtype."""
+    out = jax.eval_shape(lambda: apply_fn(params, x))
+    b, c = out.shape[0], int(np.prod(out.shape[1:]))
+    return jnp.broadcast_to(jnp.eye(c, dtype=out.dtype)[:, None, :], (c, b, c))
 
 
 def hutchinson_trace(
@@ -325,11 +441,11 @@ def hutchinson_trace(
     if probes < 1:
         raise ValueError(f"need at least one probe, got {probes}")
     x = jnp.asarray(x)
-    out_shape = jax.eval_shape(lambda: apply_fn(params, x)).shape
-    b, c = out_shape[0], int(np.prod(out_shape[1:]))
-    v = jax.random.rademacher(key, (probes, b, c), dtype=jnp.result_type(float))
-    recorder, _ = _discover(apply_fn, params, x)
-    if recorder is not None:
+    out = jax.eval_shape(lambda: apply_fn(params, x))
+    b, c = out.shape[0], int(np.prod(out.shape[1:]))
+    v = jax.random.rademacher(key, (probes, b, c), dtype=out.dtype)
+    if structure_report(apply_fn, params, x) is None:
+        recorder = _discover(apply_fn, params, x)
         return jnp.sum(_per_sample_sq_norms(apply_fn, params, x, recorder, v)) / probes
 
     def sq_norm(vk: jax.Array) -> jax.Array:
@@ -347,34 +463,35 @@ def structured_kernel(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Ar
     :math:`\\Delta_l` the ``(B*C, out)`` back-propagated errors and :math:`A_l` the layer
     inputs repeated per class: no per-example Jacobian of those layers is formed. Other
     layers (convolutions, dense layers on sequences) contribute through the per-example
-    gradient of that layer alone. Falls back to :func:`mgs_teach.kernel.mgs_kernel` for
-    models that are not fully structured.
+    gradient of that layer alone. Use it through :func:`mgs_teach.kernel.mgs_kernel`
+    (``method="structured"`` or ``"auto"``).
 
     Returns
     -------
     array, shape ``(B*C, B*C)``
-        Sample-major, identical to :func:`mgs_teach.kernel.mgs_kernel`.
+        Sample-major, identical to the Jacobian kernel.
+
+    Raises
+    ------
+    ValueError
+        When the model does not meet the method's hypotheses (:func:`structure_report`).
     """
     x = jnp.asarray(x)
-    recorder, reason = _discover(apply_fn, params, x)
-    if recorder is None:
-        _fallback_notice(reason)
-        return mgs_kernel(apply_fn, params, x)
-    b = x.shape[0]
-    c = int(np.prod(jax.eval_shape(lambda: apply_fn(params, x)).shape[1:]))
-    cotangents = jnp.broadcast_to(jnp.eye(c)[:, None, :], (c, b, c))
+    recorder = _structured(apply_fn, params, x)
+    cotangents = _one_hot(apply_fn, params, x)
+    c, b = cotangents.shape[:2]
     deltas, inputs = _deltas(apply_fn, params, x, recorder, cotangents)
     kernel = jnp.zeros((b * c, b * c), dtype=jnp.result_type(*inputs))
     for delta, a, layer in zip(deltas, inputs, recorder.layers):
-        patches = _patches(a, layer)  # (B, P, in)
-        d = jnp.reshape(delta, (c, b, patches.shape[1], -1))  # (C, B, P, out)
-        d = jnp.reshape(jnp.swapaxes(d, 0, 1), (b * c, patches.shape[1], -1))  # rows i*C + c
-        if patches.shape[1] == 1:
-            a_rows = jnp.repeat(patches[:, 0], c, axis=0)  # (B*C, in)
+        cols = patches(a, layer)  # (B, P, in)
+        d = jnp.reshape(delta, (c, b, cols.shape[1], -1))  # (C, B, P, out)
+        d = jnp.reshape(jnp.swapaxes(d, 0, 1), (b * c, cols.shape[1], -1))  # rows i*C + c
+        if cols.shape[1] == 1:
+            a_rows = jnp.repeat(cols[:, 0], c, axis=0)  # (B*C, in)
             dd = d[:, 0] @ d[:, 0].T
             kernel = kernel + dd * (a_rows @ a_rows.T + (1.0 if layer.bias else 0.0))
         else:
-            grads = jnp.einsum("rpo,rpi->roi", d, jnp.repeat(patches, c, axis=0))
+            grads = jnp.einsum("rpo,rpi->roi", d, jnp.repeat(cols, c, axis=0))
             g = jnp.reshape(grads, (b * c, -1))
             if layer.bias:
                 g = jnp.concatenate([g, jnp.sum(d, axis=1)], axis=1)

@@ -16,14 +16,22 @@ of ``params`` flattened and concatenated in ``jax.tree.leaves`` order). The kern
 ``K.reshape(B, C, B, C)[i, :, j, :]`` is the :math:`C \times C` block
 :math:`k(x_i, x_j)` of the paper (Appendix G).
 
-Each sample's gradient is taken on its own (a batch of one), so a model whose output
-for one sample depends on the other samples of the batch (batch norm in training mode)
-is outside what this module computes.
+Independent samples
+-------------------
+Every function here assumes that the model treats the samples of a batch independently:
+its output for sample :math:`i` depends on :math:`x_i` alone. Then the kernel of the batch
+is made of per-sample gradients, and each sample's gradient can be taken on its own (a
+batch of one). A model that mixes samples (batch statistics, as batch norm in training
+mode, or subtracting the batch mean) has no per-sample kernel: the same sample would have
+another gradient in another batch. :func:`batch_dependence` detects such a model, and the
+kernel functions then raise a ``ValueError`` instead of returning the kernel of a
+different function.
 """
 
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +44,8 @@ ApplyFn = Callable[[Params, jax.Array], jax.Array]
 
 __all__ = [
     "MGSPrecisionWarning",
+    "TRACE_METHODS",
+    "batch_dependence",
     "float64",
     "kernel_logdet",
     "mgs_jacobian",
@@ -45,6 +55,7 @@ __all__ = [
     "mgs_spectrum",
     "mgs_trace",
     "per_example_jacobians",
+    "trace_method",
 ]
 
 
@@ -135,6 +146,72 @@ def _outputs(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
     return out
 
 
+def batch_dependence(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | None:
+    """Whether the model's output for one sample depends on the other samples of the batch.
+
+    Runs the model twice on random parameters and inputs of the shapes of ``params`` and
+    ``x`` (never on their values, so it works while they are traced): the two batches share
+    their first and last samples and differ, by a lot, everywhere else. An independent model
+    gives the same outputs for the shared samples, up to round-off. Runs eagerly, also inside
+    ``jax.jit`` (at trace time), and remembers its answer per function and shape.
+
+    Returns
+    -------
+    str or None
+        A sentence saying how the samples are mixed, or ``None`` if they are independent.
+    """
+    return remember(apply_fn, params, x, "batch_dependence", lambda: _batch_dependence(apply_fn, params, x))
+
+
+def _batch_dependence(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | None:
+    answer = None
+    b = x.shape[0]
+    if b >= 3:
+        rng = np.random.default_rng(0)
+
+        def draw(shape: tuple, dtype: Any, scale: float = 1.0) -> np.ndarray:
+            if jnp.issubdtype(dtype, jnp.integer):
+                return rng.integers(0, 2, size=shape).astype(dtype)
+            return (scale * rng.standard_normal(shape)).astype(dtype)
+
+        with jax.ensure_compile_time_eval():
+            p = jax.tree.map(lambda a: draw(np.shape(a), a.dtype, 0.5), params)
+            x1 = draw(x.shape, x.dtype)
+            x2 = x1.copy()
+            x2[1:-1] = draw((b - 2, *x.shape[1:]), x.dtype, 5.0)
+            y1, y2 = (np.asarray(apply_fn(p, jnp.asarray(v))) for v in (x1, x2))
+        shared = [0, b - 1]
+        scale = max(1.0, float(np.nanmax(np.abs(y1[shared]))))
+        if not np.allclose(y1[shared], y2[shared], rtol=1e-5, atol=1e-5 * scale, equal_nan=True):
+            answer = (
+                "the model's output for one sample depends on the other samples of the batch "
+                "(batch statistics, or an operation across the batch axis), so there is no "
+                "per-sample MGS kernel"
+            )
+    return answer
+
+
+_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def remember(apply_fn: ApplyFn, params: Params, x: jax.Array, what: str,
+             compute: Callable[[], Any]) -> Any:  # fmt: skip
+    """``compute()``, remembered per model function, parameter shapes, input shape and ``what``.
+
+    For facts about a model that depend on shapes only (its structure, whether it mixes
+    samples), so that a jitted step or an eager loop asks once, not at every call.
+    """
+    shapes = jax.tree.map(lambda a: (tuple(np.shape(a)), str(a.dtype)), params)
+    key = (what, repr(shapes), tuple(x.shape), str(x.dtype))
+    try:
+        memo = _MEMO.setdefault(apply_fn, {})
+    except TypeError:  # a function that cannot be weakly referenced: no memory
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 # ----------------------------------------------------------------------- Jacobians
 
 
@@ -152,8 +229,16 @@ def per_example_jacobians(apply_fn: ApplyFn, params: Params, x: jax.Array) -> Pa
     -------
     pytree like ``params``
         Each leaf of shape ``(B, C, *leaf.shape)``; ``C = 1`` for scalar outputs.
+
+    Raises
+    ------
+    ValueError
+        When the model mixes the samples of a batch (:func:`batch_dependence`).
     """
     _outputs(apply_fn, params, x)
+    mixing = batch_dependence(apply_fn, params, jnp.asarray(x) if not _is_traced(x) else x)
+    if mixing is not None:
+        raise ValueError(f"per-example gradients are not defined: {mixing}")
 
     def single(p: Params, xi: jax.Array) -> jax.Array:
         return jnp.reshape(apply_fn(p, xi[None]), (-1,))
@@ -187,7 +272,12 @@ def mgs_jacobian(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
 
 
 def mgs_kernel(
-    apply_fn: ApplyFn, params: Params, x: jax.Array, x2: jax.Array | None = None
+    apply_fn: ApplyFn,
+    params: Params,
+    x: jax.Array,
+    x2: jax.Array | None = None,
+    *,
+    method: str = "jacobian",
 ) -> jax.Array:
     """The MGS kernel (empirical NTK) of a batch, all outputs concatenated.
 
@@ -200,6 +290,12 @@ def mgs_kernel(
     x2 : array, shape ``(B2, ...)``, optional
         A second batch. If given, return the cross-kernel between ``x`` and ``x2``, whose
         block ``[i, j]`` is :math:`k(x_i, x2_j)`, the paper's equation 2.
+    method : {"jacobian", "structured", "auto"}
+        ``"jacobian"``: from per-example Jacobians (any model with independent samples).
+        ``"structured"``: from the layer structure (:func:`mgs_teach.fast.structured_kernel`),
+        without per-example Jacobians of dense layers; raises when the model does not meet
+        its hypotheses. ``"auto"``: structured where it applies, else Jacobian. A
+        cross-kernel (``x2``) is always computed from Jacobians.
 
     Returns
     -------
@@ -216,24 +312,95 @@ def mgs_kernel(
     FloatingPointError
         The model's outputs on ``x`` (or ``x2``) are not finite.
     """
+    if method not in ("jacobian", "structured", "auto"):
+        raise ValueError(f"unknown kernel method {method!r}; use 'jacobian', 'structured' or 'auto'")
+    if x2 is None and method != "jacobian":
+        from mgs_teach import fast
+
+        if method == "structured" or trace_method(apply_fn, params, x) == "structured":
+            return fast.structured_kernel(apply_fn, params, x)
     rows = _rows(per_example_jacobians(apply_fn, params, x))
     cols = rows if x2 is None else _rows(per_example_jacobians(apply_fn, params, x2))
     return sum(jnp.matmul(a, b.T) for a, b in zip(rows, cols))
 
 
-def mgs_trace(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
+#: The ways :func:`mgs_trace` can compute the trace.
+TRACE_METHODS = ("auto", "jacobian", "structured", "hutchinson")
+
+
+def mgs_trace(
+    apply_fn: ApplyFn,
+    params: Params,
+    x: jax.Array,
+    *,
+    method: str = "auto",
+    key: jax.Array | None = None,
+    probes: int = 1,
+) -> jax.Array:
     """:math:`\\operatorname{tr} K = \\|J\\|_F^2`, without forming the kernel.
 
     The diagonal of :math:`K` holds the squared norms of the rows of :math:`J`, so the trace
-    is the sum of all squared per-example gradient entries. This needs the per-example
-    Jacobians (``B*C*P`` numbers) but never the ``(B*C)^2`` kernel.
+    is the sum of all squared per-example gradient entries. The same number (or, for
+    ``"hutchinson"``, an unbiased estimate of it) can be computed in several ways, as
+    neural-tangents' ``empirical_ntk_fn(..., implementation=...)`` offers several:
+
+    ``"jacobian"``
+        From the per-example Jacobians (``B*C*P`` numbers, never the ``(B*C)^2`` kernel).
+        Valid for any model whose samples are independent in the forward pass.
+    ``"structured"``
+        Exact, from the layer structure (:mod:`mgs_teach.fast`): ``C`` batched backward
+        passes, no per-example Jacobian. Raises ``ValueError`` with the reason when the
+        model does not meet its hypotheses (:func:`mgs_teach.fast.structure_report`).
+    ``"auto"``
+        ``"structured"`` when the model meets its hypotheses, else ``"jacobian"``. The
+        choice depends only on the model and the input shape, never on earlier calls;
+        :func:`trace_method` says which one a call takes.
+    ``"hutchinson"``
+        Unbiased estimate from ``probes`` Rademacher probes drawn from ``key``
+        (:func:`mgs_teach.fast.hutchinson_trace`).
+
+    Parameters
+    ----------
+    apply_fn, params, x
+        As in :func:`mgs_kernel`.
+    method : str
+        One of :data:`TRACE_METHODS`.
+    key : PRNG key, optional
+        Needed by ``"hutchinson"`` only.
+    probes : int
+        Number of Hutchinson probes.
 
     Returns
     -------
     scalar array
     """
+    if method not in TRACE_METHODS:
+        raise ValueError(f"unknown trace method {method!r}; choose one of {TRACE_METHODS}")
+    from mgs_teach import fast  # fast builds on this module
+
+    if method == "hutchinson":
+        if key is None:
+            raise ValueError("method='hutchinson' needs a PRNG key: pass key=jax.random.key(...)")
+        return fast.hutchinson_trace(apply_fn, params, x, key, probes)
+    if method == "auto":
+        method = trace_method(apply_fn, params, x)
+    if method == "structured":
+        return fast.structured_trace(apply_fn, params, x)
     jac = per_example_jacobians(apply_fn, params, x)
     return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(jac))
+
+
+def trace_method(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str:
+    """The exact method :func:`mgs_trace` takes with ``method="auto"``.
+
+    Returns
+    -------
+    str
+        ``"structured"`` or ``"jacobian"``.
+    """
+    from mgs_teach import fast
+
+    return "structured" if fast.structure_report(apply_fn, params, x) is None else "jacobian"
 
 
 def _eigvalsh_desc(kernel: jax.Array) -> jax.Array:
@@ -362,8 +529,12 @@ def mgs_logdet(
     return kernel_logdet(kernel, jitter=jitter, rtol=rtol)
 
 
-def mgs_metrics(apply_fn: ApplyFn, params: Params, x: jax.Array) -> dict[str, jax.Array]:
+def mgs_metrics(
+    apply_fn: ApplyFn, params: Params, x: jax.Array, *, method: str = "auto"
+) -> dict[str, jax.Array]:
     """Trace and log-determinant of the MGS kernel from one kernel evaluation.
+
+    ``method`` is passed to :func:`mgs_kernel` (the structured kernel where it applies).
 
     Returns
     -------
@@ -371,5 +542,5 @@ def mgs_metrics(apply_fn: ApplyFn, params: Params, x: jax.Array) -> dict[str, ja
         ``{"trace": tr K, "logdet": log det K}``; the log-det is ``-inf`` for a singular
         kernel (see :func:`kernel_logdet`). No warnings: meant for monitoring loops.
     """
-    kernel = mgs_kernel(apply_fn, params, x)
+    kernel = mgs_kernel(apply_fn, params, x, method=method)
     return {"trace": jnp.trace(kernel), "logdet": kernel_logdet(kernel)}

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mgs_teach.fast import structured_kernel, structured_trace
+from mgs_teach.fast import structured_kernel
 from mgs_teach.kernel import mgs_kernel
 
 Params = Any
@@ -182,11 +182,12 @@ def loss_gradient_bounds(
 def mgs_trace_penalty(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:
     r"""MGS trace penalty :math:`g_1(K) = \operatorname{tr} K = \|J\|_F^2` of the batch ``x``.
 
-    Computed exactly from the layer structure by :func:`mgs_teach.fast.structured_trace`
-    (no kernel, no per-example Jacobians); models outside that structure fall back to
-    :func:`mgs_teach.kernel.mgs_trace`. Returns a scalar array.
+    :func:`mgs_teach.kernel.mgs_trace` with ``method="auto"``: exact, from the layer
+    structure where the model allows it. Returns a scalar array.
     """
-    return structured_trace(apply_fn, params, x)
+    from mgs_teach.kernel import mgs_trace
+
+    return mgs_trace(apply_fn, params, x)
 
 
 def mgs_logdet_penalty(
@@ -253,14 +254,14 @@ def cyclical_schedule(base: float | optax.Schedule, ratio: float, period: int) -
     callable
         ``schedule(step) -> learning rate``.
     """
-    if ratio < 0 or period < 1:
+    if (not isinstance(ratio, jax.Array) and ratio < 0) or period < 1:
         raise ValueError(f"need ratio >= 0 and period >= 1, got ratio={ratio}, period={period}")
     base_fn = base if callable(base) else optax.constant_schedule(base)
 
     def schedule(step: jax.Array) -> jax.Array:
         phase = jnp.mod(jnp.asarray(step, dtype=jnp.float32), period) / period
         tri = 1.0 - jnp.abs(2.0 * phase - 1.0)
-        return base_fn(step) * (1.0 + ratio * tri)
+        return base_fn(step) * (1.0 + jnp.asarray(ratio, jnp.float32) * tri)
 
     return schedule
 
@@ -298,14 +299,30 @@ class Regulariser:
         Cycle length of ``"cyclical_lr"``, in optimiser steps.
     jitter : float
         Diagonal shift of ``"mgs_logdet"`` (see :func:`mgs_logdet_penalty`).
+    method : str
+        How ``"mgs_trace"`` computes tr K: a ``method`` of :func:`mgs_teach.kernel.mgs_trace`
+        (``"auto"``, ``"jacobian"``, ``"structured"`` or ``"hutchinson"``).
+    probes : int
+        Probes of the Hutchinson estimate (``method="hutchinson"``).
+
+    Notes
+    -----
+    Everything but ``strength`` decides the *program* a training step compiles to; the
+    strength enters only as a number. :meth:`penalty` and :meth:`optimizer` therefore take
+    an optional ``strength`` that replaces the attribute, and that may be a traced array:
+    one compiled step then serves a whole grid of strengths (see :mod:`mgs_teach.engine`).
     """
 
     name: str
     strength: float = 0.0
     cycle_steps: int = 1000
     jitter: float = 1e-3
+    method: str = "auto"
+    probes: int = 1
 
     def __post_init__(self) -> None:
+        from mgs_teach.kernel import TRACE_METHODS
+
         if self.name not in NAMES:
             raise ValueError(f"unknown regulariser {self.name!r}; choose one of {', '.join(NAMES)}")
         if not self.strength >= 0:  # also rejects NaN
@@ -321,6 +338,10 @@ class Regulariser:
             raise ValueError(f"cycle_steps must be positive, got {self.cycle_steps}")
         if not self.jitter > 0:
             raise ValueError(f"jitter must be positive, got {self.jitter}")
+        if self.method not in TRACE_METHODS:
+            raise ValueError(f"unknown trace method {self.method!r}; choose one of {TRACE_METHODS}")
+        if self.probes < 1:
+            raise ValueError(f"probes must be at least 1, got {self.probes}")
 
     @property
     def is_loss_term(self) -> bool:
@@ -332,8 +353,21 @@ class Regulariser:
         """The dropout rate to build the model with: ``strength`` for ``"dropout"``, else 0."""
         return float(self.strength) if self.name == "dropout" else 0.0
 
+    @property
+    def needs_key(self) -> bool:
+        """Whether :meth:`penalty` draws random numbers (the Hutchinson trace)."""
+        return self.name == "mgs_trace" and self.method == "hutchinson"
+
     def penalty(
-        self, apply_fn: ApplyFn, params: Params, x: jax.Array, y: jax.Array, loss_fn: LossFn
+        self,
+        apply_fn: ApplyFn,
+        params: Params,
+        x: jax.Array,
+        y: jax.Array,
+        loss_fn: LossFn,
+        *,
+        strength: float | jax.Array | None = None,
+        key: jax.Array | None = None,
     ) -> jax.Array:
         """``strength * term`` to add to the mean batch loss; 0 for non-loss regularisers.
 
@@ -341,11 +375,18 @@ class Regulariser:
         ----------
         apply_fn, params, x, y, loss_fn
             As in :func:`input_gradient`.
+        strength : float or scalar array, optional
+            Replaces :attr:`strength` (may be traced).
+        key : PRNG key, optional
+            For the Hutchinson trace (:attr:`needs_key`).
 
         Returns
         -------
         scalar array
         """
+        from mgs_teach.kernel import mgs_trace
+
+        strength = self.strength if strength is None else strength
         if self.name == "weight_decay":
             term = weight_decay(params)
         elif self.name == "input_gradient":
@@ -353,37 +394,42 @@ class Regulariser:
         elif self.name == "param_gradient":
             term = param_gradient(apply_fn, params, x, y, loss_fn)
         elif self.name == "mgs_trace":
-            term = mgs_trace_penalty(apply_fn, params, x)
+            term = mgs_trace(apply_fn, params, x, method=self.method, key=key, probes=self.probes)
         elif self.name == "mgs_logdet":
             term = mgs_logdet_penalty(apply_fn, params, x, jitter=self.jitter)
         else:
             return jnp.zeros((), dtype=jax.tree.leaves(params)[0].dtype)
-        return self.strength * term
+        return jnp.asarray(strength, term.dtype) * term
 
     def optimizer(
-        self, learning_rate_schedule: float | optax.Schedule
+        self,
+        learning_rate_schedule: float | optax.Schedule,
+        *,
+        strength: float | jax.Array | None = None,
     ) -> optax.GradientTransformation:
         """The optimiser for this regulariser.
 
         ``optax.adam(strength * schedule)`` for ``"adam"``; ``optax.sgd`` with
         ``cyclical_schedule(schedule, strength, cycle_steps)`` for ``"cyclical_lr"``;
-        ``optax.sgd(schedule)`` for everything else.
+        ``optax.sgd(schedule)`` for everything else. Its state does not depend on the
+        schedule or the strength, so both may close over traced per-run values.
 
         Parameters
         ----------
         learning_rate_schedule : float or callable
             Constant learning rate or optax schedule ``step -> lr``.
+        strength : float or scalar array, optional
+            Replaces :attr:`strength` (may be traced).
         """
+        strength = self.strength if strength is None else strength
+        base = learning_rate_schedule
+        if not callable(base):
+            base = optax.constant_schedule(base)
         if self.name == "adam":
-            base = learning_rate_schedule
-            if callable(base):
-                return optax.adam(lambda step: self.strength * base(step))
-            return optax.adam(self.strength * base)
+            return optax.adam(lambda step: strength * base(step))
         if self.name == "cyclical_lr":
-            return optax.sgd(
-                cyclical_schedule(learning_rate_schedule, self.strength, self.cycle_steps)
-            )
-        return optax.sgd(learning_rate_schedule)
+            return optax.sgd(cyclical_schedule(base, strength, self.cycle_steps))
+        return optax.sgd(base)
 
 
 def regulariser(name: str, strength: float = 0.0, **kwargs: Any) -> Regulariser:

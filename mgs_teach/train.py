@@ -1,4 +1,21 @@
-"""One training loop for every regulariser of the paper, with MGS metrics recorded on the way.
+"""Training: one step builder, the records, checkpoints, and the reference loop.
+
+Every way the book trains a network is built from the same three pieces:
+
+- :func:`make_step` builds the training step of one run: SGD (or the regulariser's
+  optimiser) on the mean cross-entropy plus the regulariser's penalty, with the paper's slow
+  exponential learning-rate decay. The step picks its own mini-batch from the run's epoch
+  permutation, draws its dropout and probe keys from the run's key, and refuses to leave
+  finite parameters: a run that diverges is frozen and flagged in its own state.
+- :func:`make_record` builds what is recorded at ``Config.n_records`` evenly spaced steps:
+  test loss and accuracy, and :math:`\\operatorname{tr} K` and :math:`\\log\\det K` on a
+  fixed monitoring batch.
+- :func:`save` and :func:`load` write and read checkpoints atomically.
+
+:func:`train` is the reference loop: one run, one jitted step per Python iteration. The
+batched engine (:mod:`mgs_teach.engine`) trains many runs as one program from the same
+pieces, and its runs equal the runs of this loop. The strength and the learning rate
+(:class:`Hyper`) enter the step as numbers, not as constants of the program.
 
 ::
 
@@ -7,29 +24,19 @@
 
     run = train.train(make_model, data, regulariser("mgs_trace", 1e-3), train.Config(epochs=50))
     run.history.plot(x="epoch", y=["trace", "test_acc"], subplots=True)
-
-``make_model(dropout, rngs)`` builds a fresh Flax NNX model (the loop needs to choose the
-dropout rate); ``data`` is ``(x_train, y_train, x_test, y_test)``. The loop is plain SGD on
-the mean cross-entropy plus the regulariser's penalty, with the paper's slow exponential
-learning-rate decay, unless the regulariser swaps the optimiser (Adam, cyclical rate).
-
-Every ``Config.n_records`` evenly spaced steps it records the train loss, test loss and
-accuracy, and :math:`\\operatorname{tr} K` and :math:`\\log\\det K` on a fixed monitoring batch.
-The history is a tidy :class:`pandas.DataFrame`, one row per record.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 import pickle
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,18 +46,39 @@ import pandas as pd
 from flax import nnx
 from tqdm.auto import tqdm
 
-from mgs_teach.kernel import float64, mgs_metrics
+from mgs_teach.kernel import float64, kernel_logdet, mgs_kernel
 from mgs_teach.models import functional
 from mgs_teach.penalties import Regulariser, cross_entropy
 
-__all__ = ["Config", "Run", "TrainingDiverged", "evaluate", "train", "tune"]
+__all__ = [
+    "RECORD_FIELDS",
+    "Config",
+    "Hyper",
+    "Run",
+    "State",
+    "Step",
+    "TrainingDiverged",
+    "evaluate",
+    "history",
+    "load",
+    "make_record",
+    "make_step",
+    "monitor_batch",
+    "record_steps",
+    "save",
+    "train",
+]
 
 Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 MakeModel = Callable[..., nnx.Module]
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+#: What every record holds, besides its step.
+RECORD_FIELDS = ("train_loss", "test_loss", "test_acc", "trace", "logdet")
 
 
 class TrainingDiverged(UserWarning):
-    """The loss or the parameters stopped being finite."""
+    """The loss or the parameters stopped being finite, or a run was interrupted."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +92,8 @@ class Config:
         Each epoch is ``n_train // batch_size`` steps over a fresh permutation; the remainder,
         a different random handful each epoch, waits for the next one.
     learning_rate : float
-        Initial learning rate.
+        Initial learning rate. Like a regulariser's strength it enters the step as a number
+        (:class:`Hyper`), so runs that differ only in it share one compiled program.
     lr_decay : float
         Learning-rate factor per epoch (applied smoothly, step by step).
     n_records : int
@@ -72,11 +101,9 @@ class Config:
     monitor_size : int
         Training samples in the fixed batch on which tr K and log det K are measured.
     metrics_in_float64 : bool
-        Measure tr K and log det K in float64 (the default). Kernels of smooth models on
-        low-dimensional data have eigenvalues below float32's resolution, where log det K
-        would read -inf although the kernel is not singular.
-    seed : int
-        Seeds the model, the batch order and the dropout masks.
+        Measure tr K and log det K in float64 (the default; training stays in float32).
+        Kernels of smooth models on low-dimensional data have eigenvalues below float32's
+        resolution, where log det K would read -inf although the kernel is not singular.
     """
 
     epochs: int = 100
@@ -85,7 +112,6 @@ class Config:
     lr_decay: float = 0.99
     n_records: int = 100
     monitor_size: int = 32
-    seed: int = 0
     metrics_in_float64: bool = True
 
     def __post_init__(self) -> None:
@@ -98,17 +124,397 @@ class Config:
                 f"{self.lr_decay}"
             )
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Optimiser steps per epoch for ``n_train`` training samples."""
+        if n_train < self.batch_size:
+            raise ValueError(f"batch_size {self.batch_size} exceeds the {n_train} training samples")
+        return n_train // self.batch_size
+
+    def total_steps(self, n_train: int) -> int:
+        """Optimiser steps of the whole run."""
+        return self.epochs * self.steps_per_epoch(n_train)
+
+
+class Hyper(NamedTuple):
+    """The numbers of a run that are data, not program: one compiled step serves all values.
+
+    Attributes
+    ----------
+    strength : scalar array
+        The regulariser's strength (see :class:`mgs_teach.penalties.Regulariser`).
+    learning_rate : scalar array
+        The initial learning rate.
+    """
+
+    strength: jax.Array
+    learning_rate: jax.Array
+
+    @classmethod
+    def of(cls, reg: Regulariser, config: Config) -> Hyper:
+        """The hyperparameters of one run, as float32 scalars."""
+        return cls(jnp.float32(reg.strength), jnp.float32(config.learning_rate))
+
+
+class State(NamedTuple):
+    """Everything a run carries from step to step (a pytree; batched, every leaf gets a run axis).
+
+    Attributes
+    ----------
+    params, opt_state
+        The model's parameters and the optimiser's state.
+    order : int array, shape ``(n_train,)``
+        This epoch's permutation of the training samples.
+    key : PRNG key
+        The run's key; each step folds in its index.
+    diverged_at : int scalar
+        The step at which the loss or the parameters stopped being finite, ``-1`` while they
+        are. From then on the step leaves the state unchanged.
+    """
+
+    params: Any
+    opt_state: Any
+    order: jax.Array
+    key: jax.Array
+    diverged_at: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A run's training step, from :func:`make_step`.
+
+    Attributes
+    ----------
+    init : callable
+        ``init(params, key) -> State`` at step 0.
+    step : callable
+        ``step(state, x_train, y_train, t, hyper) -> (state, data_loss)``: optimiser step
+        ``t`` on the mini-batch that the run's permutation gives. Pure; ``jit`` and ``vmap``
+        it freely.
+    update : callable
+        ``update(state, xb, yb, t, hyper) -> (state, data_loss)``: the same on a given batch.
+    schedule : callable
+        ``schedule(t, hyper) -> learning rate`` of the regulariser's optimiser at step ``t``.
+    steps_per_epoch : int
+    """
+
+    init: Callable[..., State]
+    step: Callable[..., tuple[State, jax.Array]]
+    update: Callable[..., tuple[State, jax.Array]]
+    schedule: Callable[..., jax.Array]
+    steps_per_epoch: int
+
+
+def _order_key(key: jax.Array, epoch: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(key, 1), epoch)
+
+
+def _step_keys(key: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    k = jax.random.fold_in(jax.random.fold_in(key, 2), t)
+    return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)  # dropout, penalty probes
+
+
+def make_step(
+    apply_fn: Callable[..., jax.Array],
+    train_fn: Callable[..., jax.Array],
+    reg: Regulariser,
+    config: Config,
+    n_train: int,
+    loss_fn: LossFn = cross_entropy,
+) -> Step:
+    """Build the training step of one run.
+
+    Parameters
+    ----------
+    apply_fn : callable
+        ``apply_fn(params, x)``: the model in evaluation mode (what the penalties see).
+    train_fn : callable
+        ``train_fn(params, x, key, rate)``: the model in training mode, dropout masks from
+        ``key`` at rate ``rate`` (``functional(module, train=True)``).
+    reg : Regulariser
+        Its name and options fix the program; its strength is the default of ``hyper``.
+    config : Config
+    n_train : int
+        Training samples (the permutation's length).
+    loss_fn : callable
+        ``loss_fn(logits, y) -> scalar``, the mean over the batch.
+
+    Returns
+    -------
+    Step
+
+    Notes
+    -----
+    The step keeps float32 parameters float32 even while float64 is enabled (the records
+    need it): every constant it makes has the parameters' dtype.
+    """
+    spe = config.steps_per_epoch(n_train)
+    b = config.batch_size
+    decay = config.lr_decay
+
+    def base(hyper: Hyper) -> Callable[[jax.Array], jax.Array]:
+        def schedule(t: jax.Array) -> jax.Array:
+            epochs = jnp.asarray(t, jnp.float32) / jnp.float32(spe)
+            return hyper.learning_rate * jnp.float32(decay) ** epochs
+
+        return schedule
+
+    def optimizer(hyper: Hyper) -> optax.GradientTransformation:
+        return reg.optimizer(base(hyper), strength=hyper.strength)
+
+    def schedule(t: jax.Array, hyper: Hyper) -> jax.Array:
+        lr = base(hyper)
+        if reg.name == "adam":
+            return hyper.strength * lr(t)
+        if reg.name == "cyclical_lr":
+            from mgs_teach.penalties import cyclical_schedule
+
+            return cyclical_schedule(lr, hyper.strength, reg.cycle_steps)(t)
+        return lr(t)
+
+    def init(params: Any, key: jax.Array) -> State:
+        hyper = Hyper(jnp.float32(reg.strength), jnp.float32(config.learning_rate))
+        order = jax.random.permutation(_order_key(key, 0), n_train).astype(jnp.int32)
+        return State(params, optimizer(hyper).init(params), order, key, jnp.int32(-1))
+
+    def update(state: State, xb: jax.Array, yb: jax.Array, t: jax.Array,
+               hyper: Hyper) -> tuple[State, jax.Array]:  # fmt: skip
+        k_drop, k_probe = _step_keys(state.key, t)
+        rate = hyper.strength if reg.name == "dropout" else None
+
+        def loss(p: Any) -> tuple[jax.Array, jax.Array]:
+            data_loss = loss_fn(train_fn(p, xb, k_drop, rate), yb)
+            penalty = reg.penalty(apply_fn, p, xb, yb, loss_fn, strength=hyper.strength,
+                                  key=k_probe if reg.needs_key else None)  # fmt: skip
+            return data_loss + penalty, data_loss
+
+        (total, data_loss), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
+        updates, opt_state = optimizer(hyper).update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        finite = jnp.isfinite(total) & _all_finite(params)
+        ok = finite & (state.diverged_at < 0)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)  # noqa: E731
+        diverged_at = jnp.where((state.diverged_at < 0) & ~finite, jnp.int32(t), state.diverged_at)
+        new = State(keep(params, state.params), keep(opt_state, state.opt_state), state.order,
+                    state.key, diverged_at)  # fmt: skip
+        return new, data_loss
+
+    def step(state: State, x_train: jax.Array, y_train: jax.Array, t: jax.Array,
+             hyper: Hyper) -> tuple[State, jax.Array]:  # fmt: skip
+        epoch, i = t // spe, t % spe
+        order = jax.lax.cond(
+            i == 0,
+            lambda: jax.random.permutation(_order_key(state.key, epoch), n_train).astype(jnp.int32),
+            lambda: state.order,
+        )
+        idx = jax.lax.dynamic_slice(order, (i * b,), (b,))
+        return update(state._replace(order=order), x_train[idx], y_train[idx], t, hyper)
+
+    return Step(init, step, update, schedule, spe)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+# ------------------------------------------------------------------------- records
+
+
+def evaluate(
+    apply_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    loss_fn: LossFn = cross_entropy,
+    chunk: int = 512,
+) -> tuple[jax.Array, jax.Array]:
+    """Mean loss and accuracy of ``apply_fn`` on ``(x, y)``, in chunks of ``chunk`` samples.
+
+    Pure and traceable (a ``lax.map`` over chunks, the last one padded and masked), so it
+    runs inside a compiled training program.
+
+    Returns
+    -------
+    loss, accuracy : scalar arrays
+    """
+    n = x.shape[0]
+    size = min(chunk, n)
+    n_chunks = -(-n // size)
+    pad = n_chunks * size - n
+    xs = jnp.reshape(jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)), (n_chunks, size, *x.shape[1:]))
+    ys = jnp.reshape(jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)), (n_chunks, size, *y.shape[1:]))
+    mask = jnp.reshape(jnp.arange(n_chunks * size) < n, (n_chunks, size))
+
+    def one(args: tuple) -> tuple[jax.Array, jax.Array]:
+        xb, yb, m = args
+        logits = apply_fn(params, xb)
+        losses = jax.vmap(lambda lg, t: loss_fn(lg[None], t[None]))(logits, yb)
+        correct = jnp.argmax(logits, axis=-1) == yb
+        return jnp.sum(jnp.where(m, losses, 0.0)), jnp.sum(jnp.where(m, correct, False))
+
+    losses, correct = jax.lax.map(one, (xs, ys, mask))
+    return jnp.sum(losses) / n, jnp.sum(correct) / n
+
+
+def make_record(
+    apply_fn: Callable[[Any, jax.Array], jax.Array],
+    config: Config,
+    loss_fn: LossFn = cross_entropy,
+) -> Callable[..., dict[str, jax.Array]]:
+    """Build the record of one run: ``record(params, x_test, y_test, x_monitor) -> dict``.
+
+    The dict holds ``test_loss``, ``test_acc``, and ``trace`` and ``logdet`` of the MGS
+    kernel of the monitoring batch ``x_monitor`` (evaluation mode, the structured kernel
+    where the model allows it), computed in float64 if ``config.metrics_in_float64``, which
+    needs float64 enabled while it is traced (:func:`mgs_teach.kernel.float64`).
+    """
+    wide = config.metrics_in_float64
+
+    def record(params: Any, x_test: jax.Array, y_test: jax.Array,
+               x_monitor: jax.Array) -> dict[str, jax.Array]:  # fmt: skip
+        test_loss, test_acc = evaluate(apply_fn, params, x_test, y_test, loss_fn)
+        p, xm = params, x_monitor
+        if wide:
+            p, xm = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, x_monitor))
+        kernel = mgs_kernel(apply_fn, p, xm, method="auto")
+        return dict(test_loss=test_loss, test_acc=test_acc, trace=jnp.trace(kernel),
+                    logdet=kernel_logdet(kernel))  # fmt: skip
+
+    return record
+
+
+def record_steps(total: int, n_records: int) -> np.ndarray:
+    """The steps at which a run of ``total`` steps records: ``n_records`` evenly spaced ones.
+
+    The first is step 0 and the last is ``total``; fewer when ``total + 1 < n_records``.
+    """
+    return np.unique(np.round(np.linspace(0, total, min(n_records, total + 1))).astype(int))
+
+
+def monitor_batch(x_train: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """The fixed monitoring batch of a run: ``size`` training inputs chosen by ``seed``."""
+    return np.asarray(x_train)[np.random.default_rng(seed).permutation(len(x_train))[:size]]
+
+
+def history(
+    records: dict[str, np.ndarray],
+    steps: np.ndarray,
+    lrs: np.ndarray,
+    steps_per_epoch: int,
+    diverged_at: int,
+) -> tuple[pd.DataFrame, str, str]:
+    """One run's records as a tidy table, cut at divergence.
+
+    Parameters
+    ----------
+    records : dict of arrays, shape ``(n,)``
+        :data:`RECORD_FIELDS`, one value per record.
+    steps, lrs : arrays, shape ``(n,)``
+        The step and the learning rate of each record.
+    steps_per_epoch : int
+    diverged_at : int
+        The step at which the run diverged, or ``-1``.
+
+    Returns
+    -------
+    history : pandas.DataFrame
+        One row per record: ``step, epoch, lr, train_loss, test_loss, test_acc, trace,
+        logdet, singular``. ``train_loss`` is the mean mini-batch loss (without the
+        penalty) over the steps since the previous record, NaN at step 0. ``logdet`` is
+        ``-inf`` where the monitoring kernel was singular (``singular`` True).
+    status : str
+        ``"finished"`` or ``"diverged"``.
+    message : str
+    """
+    frame = pd.DataFrame({"step": steps, "epoch": steps / steps_per_epoch, "lr": lrs})
+    for name in RECORD_FIELDS:
+        frame[name] = np.asarray(records[name], dtype=float)
+    frame["singular"] = frame["logdet"] == -np.inf
+    status, message = "finished", f"trained {int(steps[-1]) if len(steps) else 0} steps"
+    if diverged_at >= 0:
+        frame = frame[frame["step"] <= diverged_at].reset_index(drop=True)
+        status = "diverged"
+        message = (
+            f"training diverged at step {diverged_at}: the loss or the parameters became NaN or "
+            "inf. The history stops at the last record before; try a smaller learning rate or "
+            "strength."
+        )
+    n_singular = int(frame["singular"].sum())
+    if n_singular:
+        message += (
+            f"; the monitoring kernel was singular at {n_singular} of {len(frame)} records "
+            "(log det = -inf, gaps in its curve)"
+        )
+    return frame, status, message
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+def save(path: str | Path, state: dict) -> None:
+    """Write a checkpoint atomically: a crash mid-write never leaves a truncated file.
+
+    JAX arrays anywhere in ``state`` are stored as NumPy arrays (PRNG keys as their data).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(jax.tree.map(_to_numpy, state), f)
+    os.replace(tmp, path)
+
+
+def load(path: str | Path, fingerprint: str) -> dict | None:
+    """Read a checkpoint written by :func:`save`, or ``None`` if there is none.
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint's ``fingerprint`` differs: it belongs to another run.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    if saved.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"checkpoint {path} belongs to a different run (other model, data, regulariser "
+            "or config); delete it or pass another path"
+        )
+    return saved
+
+
+def _to_numpy(leaf: Any) -> Any:
+    if isinstance(leaf, jax.Array):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return np.asarray(jax.random.key_data(leaf))
+        return np.asarray(leaf)
+    return leaf
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of reprs and arrays: a checkpoint is only resumed by the same run."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray | jax.Array):
+            h.update(np.ascontiguousarray(np.asarray(part)).tobytes())
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- the reference loop
+
 
 @dataclasses.dataclass
 class Run:
-    """What :func:`train` returns.
+    """What :func:`train` (and the engine, per run) returns.
 
     Attributes
     ----------
     history : pandas.DataFrame
-        One row per record: ``step, epoch, lr, train_loss, test_loss, test_acc, trace,
-        logdet, singular`` and the constant columns ``regulariser, strength, seed``.
-        ``logdet`` is ``-inf`` where the monitoring kernel was singular (``singular`` True).
+        As :func:`history` makes it, with the constant columns ``regulariser, strength,
+        seed`` added.
     params : dict
         Final parameters (the last finite ones if training diverged).
     status : str
@@ -123,69 +529,31 @@ class Run:
     message: str
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_data(data: Data, config: Config) -> tuple[jax.Array, ...]:
+def _check_data(data: Data, config: Config) -> tuple[np.ndarray, ...]:
     if len(data) != 4:
         raise ValueError("data must be (x_train, y_train, x_test, y_test)")
-    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in data)
+    arrays = tuple(np.asarray(a) for a in data)
+    x_tr, y_tr, x_te, y_te = arrays
     for name, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         if len(x) != len(y):
             raise ValueError(f"{name} inputs and labels differ in length: {len(x)} vs {len(y)}")
         if len(x) == 0:
             raise ValueError(f"the {name} set is empty")
-    if len(x_tr) < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(x_tr)} training samples")
-    return tuple(jnp.asarray(a) for a in (x_tr, y_tr, x_te, y_te))
+    config.steps_per_epoch(len(x_tr))  # checks the batch size
+    return arrays
 
 
-def evaluate(
-    apply_fn: Callable[[Any, jax.Array], jax.Array],
-    params: Any,
-    x: jax.Array,
-    y: jax.Array,
-    chunk: int = 2048,
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``apply_fn`` on ``(x, y)``, in chunks.
+def build(make_model: MakeModel, reg: Regulariser, seed: int) -> tuple[Callable, Callable, Any]:
+    """``(apply_fn, train_fn, params)`` of a fresh model for one run.
 
-    Returns
-    -------
-    loss, accuracy : float
+    ``make_model(dropout=rate, rngs=nnx.Rngs(seed))``; a model for ``"dropout"`` is built
+    with dropout layers, whose rate the step then sets from the run's strength.
     """
-    loss, correct = 0.0, 0
-    for start in range(0, len(x), chunk):
-        logits = apply_fn(params, x[start : start + chunk])
-        yb = y[start : start + chunk]
-        loss += float(cross_entropy(logits, yb)) * len(yb)
-        correct += int(jnp.sum(jnp.argmax(logits, axis=-1) == yb))
-    return loss / len(x), correct / len(x)
-
-
-def _fingerprint(reg: Regulariser, config: Config, data: Sequence[jax.Array], params: Any) -> str:
-    """Identify a run, so that a checkpoint is only resumed by the same run."""
-    h = hashlib.sha256(repr((reg, config)).encode())
-    for a in data:
-        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
-    h.update(repr(jax.tree.map(lambda a: (a.shape, str(a.dtype)), params)).encode())
-    return h.hexdigest()
-
-
-def _save(path: Path, state: dict) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    arrays = {k: jax.tree.map(np.asarray, state[k]) for k in ("params", "opt_state")}
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump({**state, **arrays}, f)
-    os.replace(tmp, path)
-
-
-def _record_steps(total: int, n_records: int) -> list[int]:
-    return sorted(set(np.round(np.linspace(0, total, min(n_records, total + 1))).astype(int)))
-
-
-# ------------------------------------------------------------------------------ train
+    model = make_model(dropout=reg.dropout_rate or (0.5 if reg.name == "dropout" else 0.0),
+                       rngs=nnx.Rngs(seed))  # fmt: skip
+    train_fn, params = functional(model, train=True)
+    apply_fn, _ = functional(model)
+    return apply_fn, train_fn, params
 
 
 def train(
@@ -194,21 +562,30 @@ def train(
     reg: Regulariser,
     config: Config = Config(),
     *,
+    seed: int = 0,
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> Run:
-    """Train a fresh model with one regulariser and record the MGS metrics.
+    """Train one fresh model with one regulariser and record the MGS metrics, step by step.
+
+    The reference loop: a Python loop that calls the jitted step of :func:`make_step` once
+    per optimiser step and :func:`make_record` at every record. The batched engine
+    (:func:`mgs_teach.engine.train_runs`) gives the same histories, much faster.
 
     Parameters
     ----------
     make_model : callable
         ``make_model(dropout=rate, rngs=nnx.Rngs(seed))`` returns a new NNX model whose
-        ``__call__(x, *, rngs=None)`` takes a dropout key (all of :mod:`mgs_teach.models` do).
+        ``__call__(x, *, rngs=None, dropout_rate=None)`` takes a dropout key and rate (all
+        of :mod:`mgs_teach.models` do).
     data : tuple
         ``(x_train, y_train, x_test, y_test)``; labels are integer classes.
     reg : Regulariser
         From :func:`mgs_teach.penalties.regulariser`.
     config : Config
+    seed : int
+        Seeds the initialisation, the batch order, the dropout masks and probes, and the
+        choice of the monitoring batch.
     checkpoint : path, optional
         If given, the run's state and records are written there (atomically) at every record,
         and a later call with the same arguments resumes from it instead of starting over.
@@ -221,207 +598,95 @@ def train(
         Never raises on divergence or interruption: ``Run.status`` says what happened, the
         records made so far are kept, and a :class:`TrainingDiverged` warning is issued.
     """
-    x_tr, y_tr, x_te, y_te = arrays = _check_data(data, config)
-    model = make_model(dropout=reg.dropout_rate, rngs=nnx.Rngs(config.seed))
-    train_fn, params = functional(model, train=True)
-    apply_fn, _ = functional(model)
+    x_tr, y_tr, x_te, y_te = _check_data(data, config)
+    apply_fn, train_fn, params = build(make_model, reg, seed)
+    n_train = len(x_tr)
+    builder = make_step(apply_fn, train_fn, reg, config, n_train)
+    total = config.total_steps(n_train)
+    steps = record_steps(total, config.n_records)
+    hyper = Hyper.of(reg, config)
+    monitor = monitor_batch(x_tr, config.monitor_size, seed)
 
-    steps_per_epoch = len(x_tr) // config.batch_size
-    total = config.epochs * steps_per_epoch
-    schedule = optax.exponential_decay(config.learning_rate, steps_per_epoch, config.lr_decay)
-    opt = reg.optimizer(schedule)
-    opt_state = opt.init(params)
-    key = jax.random.key(config.seed)
-    monitor = x_tr[np.random.default_rng(config.seed).permutation(len(x_tr))[: config.monitor_size]]
+    with float64() if config.metrics_in_float64 else _nothing():
+        x_tr, y_tr, x_te, y_te, monitor = map(jnp.asarray, (x_tr, y_tr, x_te, y_te, monitor))
+        step = jax.jit(builder.step)
+        record = jax.jit(make_record(apply_fn, config))
+        state = builder.init(params, jax.random.key(seed))
+        records: list[dict] = []
+        path = Path(checkpoint) if checkpoint is not None else None
+        print_ = fingerprint(reg, config, seed, x_tr, y_tr, x_te, y_te,
+                             jax.tree.map(lambda a: (a.shape, str(a.dtype)), params))  # fmt: skip
+        saved = load(path, print_) if path is not None else None
+        t, losses = 0, []
+        if saved is not None:
+            t, records = saved["t"], saved["records"]
+            state = _restore(state, saved["state"])
 
-    def loss_fn(p: Any, xb: jax.Array, yb: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
-        data_loss = cross_entropy(train_fn(p, xb, k), yb)
-        return data_loss + reg.penalty(apply_fn, p, xb, yb, cross_entropy), data_loss
-
-    @jax.jit
-    def step(p: Any, s: Any, xb: jax.Array, yb: jax.Array, k: jax.Array) -> tuple:
-        (value, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, yb, k)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s, jnp.isfinite(value)
-
-    jit_metrics = jax.jit(lambda p, x: mgs_metrics(apply_fn, p, x))
-
-    def metrics(p: Any) -> dict:
-        if not config.metrics_in_float64:
-            return jit_metrics(p, monitor)
-        with float64():
-            cast = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (p, monitor))
-            return jax.device_get(jit_metrics(*cast))
-
-    # ---- resume
-    fingerprint = _fingerprint(reg, config, arrays, params)
-    path = Path(checkpoint) if checkpoint is not None else None
-    start, records = 0, []
-    if path is not None and path.exists():
-        with open(path, "rb") as f:
-            saved = pickle.load(f)
-        if saved["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"checkpoint {path} belongs to a different run (other model, data, regulariser "
-                "or config); delete it or pass another path"
-            )
-        start, records = saved["step"], saved["records"]
-        params = jax.tree.map(jnp.asarray, saved["params"])
-        opt_state = jax.tree.map(jnp.asarray, saved["opt_state"])
-
-    def record(t: int, p: Any) -> dict:
-        train_loss, _ = evaluate(apply_fn, p, x_tr, y_tr)
-        test_loss, test_acc = evaluate(apply_fn, p, x_te, y_te)
-        m = metrics(p)
-        logdet = float(m["logdet"])
-        return dict(
-            step=t, epoch=t / steps_per_epoch, lr=float(schedule(t)), train_loss=train_loss,
-            test_loss=test_loss, test_acc=test_acc, trace=float(m["trace"]), logdet=logdet,
-            singular=logdet == -np.inf,
-        )  # fmt: skip
-
-    if not records:
-        records.append(record(0, params))
-    targets = [t for t in _record_steps(total, config.n_records) if t > start]
-    status, message = "finished", f"trained {total} steps ({config.epochs} epochs)"
-    bar = tqdm(total=total, initial=start, disable=not progress, leave=False, desc=reg.name)
-    t = start
-    try:
-        for target in targets:
-            last_good, finite = params, jnp.array(True)
-            while t < target:
-                epoch, i = divmod(t, steps_per_epoch)
-                if i == 0 or t == start:
-                    order = np.random.default_rng([config.seed, epoch]).permutation(len(x_tr))
-                batch = order[i * config.batch_size : (i + 1) * config.batch_size]
-                params, opt_state, ok = step(
-                    params, opt_state, x_tr[batch], y_tr[batch], jax.random.fold_in(key, t)
-                )
-                finite = finite & ok
-                t += 1
-            bar.update(target - bar.n)
-            leaves_ok = all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(params))
-            if not (bool(finite) and leaves_ok):
-                status = "diverged"
-                message = (
-                    f"training diverged between steps {records[-1]['step'] if records else 0} "
-                    f"and {target}: the loss or the parameters became NaN or inf. The history "
-                    "stops at the last finite record; try a smaller learning rate or strength."
-                )
-                params = last_good
-                warnings.warn(f"{reg.name}: {message}", TrainingDiverged, stacklevel=2)
-                break
-            records.append(record(target, params))
-            bar.set_postfix(
-                loss=f"{records[-1]['train_loss']:.3f}", acc=f"{records[-1]['test_acc']:.2f}"
-            )
+        status, message = "finished", ""
+        bar = tqdm(total=total, initial=t, disable=not progress, leave=False, desc=reg.name)
+        try:
+            for target in steps[len(records):]:
+                while t < target:
+                    state, loss = step(state, x_tr, y_tr, jnp.int32(t), hyper)
+                    losses.append(loss)
+                    t += 1
+                bar.update(t - bar.n)
+                row = jax.device_get(record(state.params, x_te, y_te, monitor))
+                row["train_loss"] = float(np.mean(jax.device_get(losses))) if losses else np.nan
+                losses = []
+                records.append({"step": int(target), **{k: float(v) for k, v in row.items()}})
+                bar.set_postfix(acc=f"{records[-1]['test_acc']:.2f}")
+                if int(state.diverged_at) >= 0:
+                    break
+                if path is not None:
+                    save(path, dict(fingerprint=print_, t=t, records=records, state=state))
+        except KeyboardInterrupt:
+            status = "interrupted"
+            message = f"interrupted at step {t} of {total}; {len(records)} records kept"
             if path is not None:
-                _save(path, dict(fingerprint=fingerprint, step=t, records=records,
-                                 params=params, opt_state=opt_state))  # fmt: skip
-    except KeyboardInterrupt:
-        status = "interrupted"
-        message = f"interrupted at step {t} of {total}; {len(records)} records kept"
-        if path is not None:
-            message += f" and resumable from {path}"
+                message += f" and resumable from {path}"
+        finally:
+            bar.close()
+
+    frame, finished, message2 = _assemble(records, builder, hyper, int(state.diverged_at))
+    if status == "interrupted":
         warnings.warn(f"{reg.name}: {message}", TrainingDiverged, stacklevel=2)
-    finally:
-        bar.close()
-
-    history = pd.DataFrame.from_records(records)
-    history["regulariser"], history["strength"], history["seed"] = (
-        reg.name,
-        reg.strength,
-        config.seed,
-    )
-    n_singular = int(history["singular"].sum()) if len(history) else 0
-    if n_singular:
-        message += (
-            f"; the monitoring kernel was singular at {n_singular} of {len(history)} records "
-            "(log det = -inf, gaps in its curve)"
-        )
-    return Run(history=history, params=params, status=status, message=message)
+    else:
+        status, message = finished, message2
+        if status == "diverged":
+            warnings.warn(f"{reg.name}: {message}", TrainingDiverged, stacklevel=2)
+    frame = frame.assign(regulariser=reg.name, strength=reg.strength, seed=seed)
+    return Run(frame, jax.device_get(state.params), status, message)
 
 
-# ------------------------------------------------------------------------------- tune
+def _assemble(records: list[dict], builder: Step, hyper: Hyper,
+              diverged_at: int) -> tuple[pd.DataFrame, str, str]:  # fmt: skip
+    """The table of :func:`history` from a list of record dicts."""
+    steps = np.array([r["step"] for r in records], dtype=int)
+    lrs = np.asarray(jax.vmap(lambda t: builder.schedule(t, hyper))(jnp.asarray(steps)))
+    fields = {name: np.array([r[name] for r in records], dtype=float) for name in RECORD_FIELDS}
+    return history(fields, steps, lrs, builder.steps_per_epoch, diverged_at)
 
 
-def tune(
-    make_model: MakeModel,
-    data: tuple[np.ndarray, np.ndarray],
-    name: str,
-    strengths: Sequence[float],
-    config: Config = Config(),
-    *,
-    seeds: Sequence[int] = (0,),
-    val_fraction: float = 0.25,
-    last: int = 5,
-    progress: bool = True,
-    **reg_kwargs: Any,
-) -> pd.DataFrame:
-    """Choose a regulariser's strength on held-out training data, never on the test set.
+def _restore(template: Any, saved: Any) -> Any:
+    """Arrays of a checkpoint back into the structure (and PRNG key types) of ``template``."""
 
-    The training data are split once (seeded) into a training and a validation part. Each
-    strength is trained on the first and scored on the second by its *final* accuracy (the
-    mean of the last ``last`` records), averaged over ``seeds``; ties go to the lower final
-    validation loss. The same rule serves every method.
+    def back(t: Any, s: Any) -> Any:
+        if isinstance(t, jax.Array) and jnp.issubdtype(t.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.asarray(s))
+        return jnp.asarray(s, dtype=t.dtype)
 
-    Why accuracy and not loss: the validation labels carry the same label noise as the
-    training labels (nobody has clean labels to tune on). Under symmetric noise, accuracy
-    on noisy labels still ranks models as their clean accuracy does, but cross-entropy
-    punishes every confident prediction that contradicts a flipped label, so it would favour
-    a model that has learnt nothing and hedges everywhere.
+    return jax.tree.map(back, template, saved)
 
-    Parameters
-    ----------
-    make_model : callable
-        As in :func:`train`.
-    data : tuple
-        ``(x_train, y_train)`` only: the test set plays no part.
-    name : str
-        Regulariser name (see :data:`mgs_teach.penalties.NAMES`).
-    strengths : sequence of float
-        Candidates.
-    config : Config
-    seeds : sequence of int
-    val_fraction : float
-        Share of the training data held out for validation.
-    last : int
-        Records averaged into the final score.
-    **reg_kwargs
-        Passed to :func:`mgs_teach.penalties.regulariser` (``cycle_steps``, ``jitter``).
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per strength: ``regulariser, strength, val_acc, val_loss, best`` (one
-        ``best`` is True). A strength whose runs diverged scores accuracy 0 and loss ``inf``.
-    """
-    from mgs_teach.penalties import regulariser  # local: penalties imports nothing from here
+class _nothing:
+    def __enter__(self) -> None:
+        return None
 
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
-    if len(strengths) == 0:
-        raise ValueError("give at least one strength to try")
-    x, y = (np.asarray(a) for a in data)
-    perm = np.random.default_rng(12345).permutation(len(x))
-    n_val = max(1, int(round(val_fraction * len(x))))
-    val, tr = perm[:n_val], perm[n_val:]
-    split = (x[tr], y[tr], x[val], y[val])
-    rows = []
-    for s in tqdm(strengths, desc=f"tuning {name}", disable=not progress, leave=False):
-        accs, losses = [], []
-        for seed in seeds:
-            run = train(
-                make_model, split, regulariser(name, s, **reg_kwargs),
-                dataclasses.replace(config, seed=seed), progress=False,
-            )  # fmt: skip
-            tail = run.history.tail(last)
-            ok = run.status == "finished" and len(tail) and np.isfinite(tail["test_loss"]).all()
-            accs.append(float(tail["test_acc"].mean()) if ok else 0.0)
-            losses.append(float(tail["test_loss"].mean()) if ok else math.inf)
-        rows.append(dict(regulariser=name, strength=s, val_acc=float(np.mean(accs)),
-                         val_loss=float(np.mean(losses))))  # fmt: skip
-    table = pd.DataFrame(rows)
-    best = table.sort_values(["val_acc", "val_loss"], ascending=[False, True]).index[0]
-    table["best"] = table.index == best
-    return table
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def seeds_of(seeds: Sequence[int] | int) -> list[int]:
+    """``range(seeds)`` for an int, the list itself otherwise."""
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)

