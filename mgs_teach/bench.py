@@ -1,4 +1,11 @@
-"""How much a trace-penalised SGD step costs, by method: ``python -m mgs_teach.bench``.
+"""Two benchmarks: what a penalised step costs, and what the batched engine gains.
+
+``python -m mgs_teach.bench [penalty]`` times one trace-penalised SGD step by method;
+``python -m mgs_teach.bench training`` times whole training runs, the sequential loop
+against the batched engine (:func:`training`).
+
+The penalty benchmark
+---------------------
 
 Every method runs in one process on the same weights and inputs (batch 32, 10 classes,
 28 x 28 inputs), jit-compiled, with warm-up, as the median of several repeats (fewer for
@@ -17,6 +24,19 @@ nt_*               + trace from neural-tangents 0.6.5 (its own pinned environmen
 ``seconds_per_step`` and ``ratio_to_plain``. neural-tangents only imports on old JAX, so its
 rows run in a separate environment (``.nt-env`` by default; ``--setup-nt`` creates it from
 ``requirements-nt.txt``), on the same weights and inputs, passed through a file.
+
+Every step here is :func:`mgs_teach.train.make_step`'s, the one training uses.
+
+The training benchmark
+----------------------
+``python -m mgs_teach.bench training --json FILE`` trains, in one process, the two-circles
+MLP, the FCN 6 x 300 and LeNet-5, plain and MGS-trace-penalised, as ``R = 1, 8, 32`` runs:
+with the sequential loop (:func:`mgs_teach.train.train`, one jitted step per Python call,
+the runs one after another) and with the batched engine (:func:`mgs_teach.engine.train_runs`,
+each way of sharing a program). Every row is timed after a first, compiling call of the
+same program. It prints the ratios; each JSON row has ``model``, ``penalty``, ``runs``,
+``engine`` (``sequential`` or ``batched``), ``share``, ``steps_per_s_per_run`` (every run's
+optimiser steps counted: R runs of S steps in T seconds make ``R * S / T``) and ``seconds``.
 """
 
 from __future__ import annotations
@@ -35,15 +55,30 @@ from typing import Any
 
 import jax
 import numpy as np
-import optax
 from flax import nnx
 
-from mgs_teach import fast
-from mgs_teach.kernel import mgs_trace
-from mgs_teach.models import FCN, AlexNet, LeNet5, functional
-from mgs_teach.penalties import cross_entropy, mgs_logdet_penalty
+import jax.numpy as jnp
 
-__all__ = ["METHODS", "MODELS", "NT_ENV", "benchmark", "main", "neural_tangents", "setup_nt"]
+from mgs_teach import engine
+from mgs_teach.experiments import DataSpec, ModelSpec
+from mgs_teach.models import FCN, AlexNet, LeNet5, functional
+from mgs_teach.penalties import regulariser
+from mgs_teach.train import Config, Hyper
+from mgs_teach.train import make_step as make_train_step
+from mgs_teach.train import train as train_sequentially
+
+__all__ = [
+    "METHODS",
+    "MODELS",
+    "NT_ENV",
+    "TRAINING_MODELS",
+    "benchmark",
+    "main",
+    "make_step",
+    "neural_tangents",
+    "setup_nt",
+    "training",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 NT_ENV = ROOT / ".nt-env"
@@ -57,36 +92,35 @@ MODELS: dict[str, Callable[[], nnx.Module]] = {
 }
 
 
-def _penalty(method: str) -> Callable[..., jax.Array] | None:
-    return {
-        "plain": None,
-        "naive": lambda f, p, x, key: mgs_trace(f, p, x),
-        "structured": lambda f, p, x, key: fast.structured_trace(f, p, x),
-        "hutchinson_k1": lambda f, p, x, key: fast.hutchinson_trace(f, p, x, key, 1),
-        "hutchinson_k4": lambda f, p, x, key: fast.hutchinson_trace(f, p, x, key, 4),
-        "logdet": lambda f, p, x, key: mgs_logdet_penalty(f, p, x),
-    }[method]
+#: regulariser of each penalty method (``plain``: none)
+_REGULARISERS = {
+    "plain": regulariser("none"),
+    "naive": regulariser("mgs_trace", STRENGTH, method="jacobian"),
+    "structured": regulariser("mgs_trace", STRENGTH, method="structured"),
+    "hutchinson_k1": regulariser("mgs_trace", STRENGTH, method="hutchinson", probes=1),
+    "hutchinson_k4": regulariser("mgs_trace", STRENGTH, method="hutchinson", probes=4),
+    "logdet": regulariser("mgs_logdet", STRENGTH),
+}
+
+METHODS = tuple(_REGULARISERS)
 
 
-METHODS = ("plain", "naive", "structured", "hutchinson_k1", "hutchinson_k4", "logdet")
+def make_step(apply_fn: Callable, method: str, batch: int = 32) -> tuple[Callable, Callable]:
+    """A jitted SGD step of one penalty method, from :func:`mgs_teach.train.make_step`.
 
-
-def make_step(apply_fn: Callable, method: str) -> Callable:
-    """A jitted SGD step ``(params, opt_state, x, y, key) -> (params, opt_state)``."""
-    penalty = _penalty(method)
-    opt = optax.sgd(0.01)
-
-    def loss(p: Any, x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
-        value = cross_entropy(apply_fn(p, x), y)
-        return value if penalty is None else value + STRENGTH * penalty(apply_fn, p, x, key)
-
-    @jax.jit
-    def step(p: Any, s: Any, x: jax.Array, y: jax.Array, key: jax.Array) -> tuple:
-        grads = jax.grad(loss)(p, x, y, key)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s
-
-    return step, opt
+    Returns
+    -------
+    step : callable
+        ``step(state, x, y) -> state`` on the batch ``(x, y)`` of ``batch`` samples.
+    init : callable
+        ``init(params) -> state``.
+    """
+    reg = _REGULARISERS[method]
+    builder = make_train_step(apply_fn, lambda p, x, key, rate=None: apply_fn(p, x), reg,
+                              Config(learning_rate=0.01, batch_size=batch), batch)  # fmt: skip
+    hyper = Hyper.of(reg, Config(learning_rate=0.01))
+    update = jax.jit(lambda s, x, y: builder.update(s, x, y, jnp.int32(1), hyper)[0])
+    return update, lambda params: builder.init(params, jax.random.key(1))
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, budget: float | None = 10.0) -> float:
@@ -137,10 +171,9 @@ def benchmark(
         x, y = inputs(batch)
         plain = None
         for method in methods:
-            step, opt = make_step(apply_fn, method)
-            state = opt.init(params)
-            seconds = median_seconds(lambda: step(params, state, x, y, jax.random.key(1)),  # noqa: B023
-                                     repeats, budget)  # fmt: skip
+            step, init = make_step(apply_fn, method, batch)
+            state = init(params)
+            seconds = median_seconds(lambda: step(state, x, y), repeats, budget)  # noqa: B023
             plain = seconds if method == "plain" else plain
             rows.append(dict(model=name, method=method, device=device, seconds_per_step=seconds))
             if progress:
@@ -203,6 +236,126 @@ def neural_tangents(
         return json.loads(path_out.read_text())
 
 
+# ----------------------------------------------------------------- training benchmark
+
+#: The training benchmark's models: ``name -> (model, data, config)``. Short runs: records
+#: are few, so that steps dominate, as they do in a real run.
+TRAINING_MODELS = {
+    "two_circles_mlp": (ModelSpec("fcn", d_in=2, d_out=2, depth=3, width=128),
+                        DataSpec("two_circles", 100, label_noise=0.3, noise="other", n_test=1000),
+                        Config(epochs=200, batch_size=20, n_records=3)),
+    "fcn": (ModelSpec("fcn"), DataSpec("mnist", 640, label_noise=0.6),
+            Config(epochs=5, n_records=3)),
+    "lenet5": (ModelSpec("lenet5"), DataSpec("mnist", 640, label_noise=0.6),
+               Config(epochs=2, n_records=3)),
+}
+PENALTIES = {"none": regulariser("none"), "mgs_trace": regulariser("mgs_trace", 1e-5)}
+
+
+def training(
+    models: list[str] | None = None,
+    penalties: list[str] | None = None,
+    runs: list[int] | None = None,
+    *,
+    shares: list[str] | None = None,
+    epochs: float = 1.0,
+    progress: bool = True,
+) -> list[dict]:
+    """Steps per second per run of the sequential loop and of the batched engine.
+
+    For every model and penalty: the sequential loop trains one run (its rate per run does
+    not depend on how many runs there are, since it trains them one after another), and the
+    engine trains ``R`` runs at once for each ``R`` in ``runs``, once per way of sharing
+    the program (``shares``; default both ``vmap`` and ``serial`` for convolutional models,
+    ``vmap`` for the others). Each measurement follows a first, compiling call.
+
+    Parameters
+    ----------
+    models, penalties, runs
+        Subsets of :data:`TRAINING_MODELS`, :data:`PENALTIES` and the run counts
+        (default ``[1, 8, 32]``).
+    shares : list of str, optional
+    epochs : float
+        Multiplies each model's epochs (longer runs, steadier rates).
+
+    Returns
+    -------
+    list of dict
+        Rows as in the module docstring.
+    """
+    models = models or list(TRAINING_MODELS)
+    penalties = penalties or list(PENALTIES)
+    runs = runs or [1, 8, 32]
+    rows, device = [], jax.devices()[0].platform
+    for name in models:
+        spec, data_spec, config = TRAINING_MODELS[name]
+        config = Config(**{**config.__dict__, "epochs": max(1, round(config.epochs * epochs))})
+        data = [data_spec.load(seed) for seed in range(max(runs))]
+        steps = config.total_steps(data_spec.n_train)
+        conv = spec.kind != "fcn"
+        for penalty in penalties:
+            reg = PENALTIES[penalty]
+            train_sequentially(spec, data[0], reg, config, progress=False)  # compiles
+            start = time.perf_counter()
+            train_sequentially(spec, data[0], reg, config, progress=False)
+            seconds = time.perf_counter() - start
+            base = dict(model=name, penalty=penalty, device=device)
+            for r in runs:
+                rows.append(dict(base, runs=r, engine="sequential", share="-", seconds=seconds * r,
+                                 steps_per_s_per_run=steps / seconds))  # fmt: skip
+            for share in shares or (["vmap", "serial"] if conv else ["vmap"]):
+                for r in runs:
+                    jobs = [engine.Job(reg, config, k, data[k]) for k in range(r)]
+                    engine.train_runs(spec, jobs, share=share, progress=False)  # compiles
+                    start = time.perf_counter()
+                    engine.train_runs(spec, jobs, share=share, progress=False)
+                    t = time.perf_counter() - start
+                    rows.append(dict(base, runs=r, engine="batched", share=share, seconds=t,
+                                     steps_per_s_per_run=r * steps / t))  # fmt: skip
+                    if progress:
+                        print(f"  {name:16s} {penalty:10s} R={r:<3d} {share:7s} "
+                              f"{r * steps / t:9.0f} steps/s per run (sequential "
+                              f"{steps / seconds:.0f})", flush=True)
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Engine over sequential loop, per model, penalty, runs and share."""
+    seq = {(r["model"], r["penalty"], r["runs"]): r["steps_per_s_per_run"]
+           for r in rows if r["engine"] == "sequential"}  # fmt: skip
+    return [dict(model=r["model"], penalty=r["penalty"], runs=r["runs"], share=r["share"],
+                 ratio=r["steps_per_s_per_run"] / seq[r["model"], r["penalty"], r["runs"]])
+            for r in rows if r["engine"] == "batched"]  # fmt: skip
+
+
+def _training_main(argv: list[str]) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m mgs_teach.bench training",
+                                     description=training.__doc__.split("\n")[0])  # fmt: skip
+    parser.add_argument("--models", nargs="+", default=list(TRAINING_MODELS),
+                        choices=list(TRAINING_MODELS))  # fmt: skip
+    parser.add_argument("--penalties", nargs="+", default=list(PENALTIES), choices=list(PENALTIES))
+    parser.add_argument("--runs", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--shares", nargs="+", default=None, choices=["vmap", "serial"])
+    parser.add_argument("--epochs", type=float, default=1.0,
+                        help="multiply every model's (short) training length")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON")
+    args = parser.parse_args(argv)
+    print(f"Training benchmark: sequential loop vs batched engine, jax {jax.__version__} on "
+          f"{jax.devices()[0]}", flush=True)  # fmt: skip
+    start = time.perf_counter()
+    rows = training(args.models, args.penalties, args.runs, shares=args.shares,
+                    epochs=args.epochs)  # fmt: skip
+    print(f"\n{'model':16s} {'penalty':10s} {'runs':>4s} {'share':7s} {'engine / sequential':>20s}")
+    for r in ratios(rows):
+        print(f"{r['model']:16s} {r['penalty']:10s} {r['runs']:4d} {r['share']:7s} "
+              f"{r['ratio']:19.1f}x")  # fmt: skip
+    print(f"(whole benchmark: {time.perf_counter() - start:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+        print(f"wrote {args.json}")
+    return rows
+
+
 # ------------------------------------------------------------------------------ CLI
 
 
@@ -216,6 +369,12 @@ def _table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    """``python -m mgs_teach.bench [penalty] ...`` or ``python -m mgs_teach.bench training ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["training"]:
+        return _training_main(argv[1:])
+    if argv[:1] == ["penalty"]:
+        argv = argv[1:]
     parser = argparse.ArgumentParser(
         prog="python -m mgs_teach.bench",
         description=__doc__,

@@ -31,7 +31,6 @@ Progress is saved at every chunk boundary, so a killed group resumes from its la
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import warnings
@@ -62,6 +61,7 @@ from mgs_teach.train import (
     make_record,
     make_step,
     monitor_batch,
+    program_key,
     record_steps,
     save,
 )
@@ -105,12 +105,6 @@ def share_for(params: Any, backend: str | None = None) -> str:
     return "serial" if conv and backend == "cpu" else "vmap"
 
 
-def _program_key(reg: Regulariser, config: Config) -> tuple[Regulariser, Config]:
-    """The regulariser and config with their data-valued fields fixed: the program's identity."""
-    canonical = 0.5 if reg.name in ("dropout", "adam") else 0.0
-    return dataclasses.replace(reg, strength=canonical), dataclasses.replace(config, learning_rate=1.0)
-
-
 @functools.lru_cache(maxsize=32)
 def _program(make_model: Callable, reg: Regulariser, config: Config, n_train: int,
              shared_test: bool) -> tuple:  # fmt: skip
@@ -150,10 +144,10 @@ def _program(make_model: Callable, reg: Regulariser, config: Config, n_train: in
 def _check_jobs(jobs: Sequence[Job]) -> tuple[Regulariser, Config, bool]:
     if not jobs:
         raise ValueError("train_runs needs at least one job")
-    reg, config = _program_key(jobs[0].reg, jobs[0].config)
+    reg, config = program_key(jobs[0].reg, jobs[0].config)
     first = jobs[0].data
     for job in jobs:
-        if _program_key(job.reg, job.config) != (reg, config):
+        if program_key(job.reg, job.config) != (reg, config):
             raise ValueError(
                 "the runs of one group must share everything but the strength and the learning "
                 f"rate; got {job.reg} with {job.config} beside {jobs[0].reg} with {jobs[0].config}"

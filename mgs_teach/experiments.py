@@ -45,7 +45,7 @@ from mgs_teach import data as D
 from mgs_teach import engine
 from mgs_teach.models import FCN, AlexNet, LeNet5
 from mgs_teach.penalties import Regulariser, regulariser
-from mgs_teach.train import Config
+from mgs_teach.train import Config, program_key
 
 __all__ = [
     "ACTIVATIONS",
@@ -222,12 +222,14 @@ class Experiment:
         """
         parts = {"model": self.model, "data": self.data, "config": self.config}
         reg = self.regulariser
-        if "regulariser" in changes:
-            new = changes.pop("regulariser")
-            reg = new if isinstance(new, Regulariser) else dataclasses.replace(reg, name=new,
-                                                                               strength=0.0)
         reg_fields = {f.name for f in dataclasses.fields(Regulariser)} - {"name"}
-        reg = dataclasses.replace(reg, **{k: changes.pop(k) for k in list(changes) if k in reg_fields})
+        mine = {k: changes.pop(k) for k in list(changes) if k in reg_fields}
+        new = changes.pop("regulariser", None)
+        if isinstance(new, Regulariser):
+            reg = new
+        elif new is not None:
+            mine = {"strength": 0.0, **mine, "name": new}
+        reg = dataclasses.replace(reg, **mine) if mine else reg
         for name, part in parts.items():
             fields = {f.name for f in dataclasses.fields(part)}
             mine = {k: changes.pop(k) for k in list(changes) if k in fields}
@@ -252,7 +254,7 @@ class Experiment:
         Everything but the seed, the strength, the learning rate and the label noise (which
         are data of the program).
         """
-        reg, config = engine._program_key(self.regulariser, self.config)
+        reg, config = program_key(self.regulariser, self.config)
         return (self.model, dataclasses.replace(self.data, label_noise=0.0), reg, config)
 
     def fields(self) -> dict[str, Any]:
@@ -466,6 +468,22 @@ SELECTION_RULE = (
 )
 
 
+def tuning_grid(
+    base: Experiment,
+    candidates: dict[str, Sequence[float]],
+    n_val: int,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> list[Experiment]:
+    """The experiments :func:`tune` trains: ``base`` with each candidate, on validation data.
+
+    Each regulariser keeps the options of ``base``'s (its trace method, say), updated by
+    ``options[name]``.
+    """
+    options = options or {}
+    return [base.replace(regulariser=name, strength=float(s), n_val=n_val, **options.get(name, {}))
+            for name, values in candidates.items() for s in values]  # fmt: skip
+
+
 def tune(
     base: Experiment,
     candidates: dict[str, Sequence[float]],
@@ -511,11 +529,7 @@ def tune(
         ``regulariser, strength, val_acc, val_loss, diverged, best``.
     """
     seeds = list(seeds)
-    options = options or {}
-    grid = [
-        base.replace(regulariser=regulariser(name, s, **options.get(name, {})), n_val=n_val)
-        for name, values in candidates.items() for s in values
-    ]  # fmt: skip
+    grid = tuning_grid(base, candidates, n_val, options)
     runs = run_grid(grid, seeds, out, progress=progress, share=share)
     rows = []
     for e in grid:
@@ -580,12 +594,10 @@ def run_mnist(
     out = Path(out)
     best: dict[str, dict[str, float]] = {}
     tables = []
-    for name, (base, candidates) in plan.tuning_bases().items():
+    for name, (base, candidates, options) in plan.tuning_bases().items():
         if not candidates:
             continue
-        grid = [base.replace(regulariser=Regulariser(r, float(s), method=base.regulariser.method,
-                                                     **_options(r)), n_val=plan.tuning.n_val)
-                for r, values in candidates.items() for s in values]  # fmt: skip
+        grid = tuning_grid(base, candidates, plan.tuning.n_val, options)
         seeds = range(plan.tuning.runs)
         if not train:
             _require(grid, seeds, out / "tuning")
@@ -596,8 +608,8 @@ def run_mnist(
                 raise RuntimeError(f"shard {shard[0]}/{shard[1]}: its tuning share is done, but "
                                    f"{len(missing)} tuning runs of other shards are missing; "
                                    "run every shard's tuning, then the shards again for the grids")  # fmt: skip
-        best[name], table = _tune_grid(base, candidates, seeds, out / "tuning", plan.tuning.n_val,
-                                       progress)  # fmt: skip
+        best[name], table = tune(base, candidates, seeds, out / "tuning", n_val=plan.tuning.n_val,
+                                 options=options, progress=progress)  # fmt: skip
         tables.append(table.assign(model=name))
     if train and shard is None:
         _write_atomic(out / "best_strengths.json", json.dumps(best, indent=1))
@@ -610,16 +622,6 @@ def run_mnist(
         results[name] = run_grid(grid, seeds, out / "runs", shard=shard if train else None,
                                  progress=progress)  # fmt: skip
     return results
-
-
-def _options(name: str) -> dict[str, Any]:
-    return {"cycle_steps": 300} if name == "cyclical_lr" else {}
-
-
-def _tune_grid(base: Experiment, candidates: dict, seeds: Iterable[int], out: Path, n_val: int,
-               progress: bool) -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
-    options = {r: _options(r) for r in candidates}
-    return tune(base, candidates, seeds, out, n_val=n_val, options=options, progress=progress)
 
 
 def _require(grid: Sequence[Experiment], seeds: Iterable[int], out: Path) -> None:
@@ -675,7 +677,6 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
 def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
     import platform
     import subprocess
-    import sys
     import time
     from importlib.metadata import PackageNotFoundError, version
 

@@ -215,13 +215,15 @@ class MNISTPlan:
                               method if method != "auto" else old_method)  # fmt: skip
         return out
 
-    def tuning_bases(self) -> dict[str, tuple[Experiment, dict[str, tuple[float, ...]]]]:
-        """``{network: (tuning experiment, {regulariser: candidates})}``, each network once."""
+    def tuning_bases(self) -> dict[str, tuple[Experiment, dict, dict]]:
+        """``{network: (tuning experiment, {regulariser: candidates}, {regulariser: options})}``,
+        each network once, its regularisers with the options they train with."""
         t = self.tuning
         out = {}
         for name, (spec, regs, method) in self.models().items():
-            base = self.base(spec, t.n_train, t.label_noise, t.epochs).replace(method=method)
-            out[name] = (base, {r: v for r, v in t.candidates if r in regs})
+            base = self.base(spec, t.n_train, t.label_noise, t.epochs)
+            candidates = {r: v for r, v in t.candidates if r in regs}
+            out[name] = (base, candidates, {r: _options(r, method) for r in candidates})
         return out
 
     def grids(self, best: dict[str, dict[str, float]]) -> dict[str, list[Experiment]]:
@@ -233,8 +235,7 @@ class MNISTPlan:
         def reg(model: ModelSpec, name: str, method: str = "auto") -> Regulariser:
             middle = defaults[name][len(defaults[name]) // 2] if name in defaults else 0.0
             s = float(best.get(model.name, {}).get(name, middle))
-            cycle = {"cycle_steps": 300} if name == "cyclical_lr" else {}
-            return Regulariser(name, s, method=method, **cycle)
+            return Regulariser(name, s, **_options(name, method))
 
         grids: dict[str, list[Experiment]] = {}
         for t in self.tables:
@@ -270,6 +271,14 @@ class MNISTPlan:
                 return t.runs
         parts = {"figure3": self.figure3, "figure4": self.figure4, "trace_check": self.trace_check}
         return parts[grid].runs
+
+
+def _options(name: str, method: str = "auto") -> dict[str, Any]:
+    """The options a regulariser trains with in every plan: the trace method of the MGS
+    penalty, and a cyclical rate with a cycle of 300 steps (about three epochs)."""
+    if name == "mgs_trace":
+        return {"method": method}
+    return {"cycle_steps": 300} if name == "cyclical_lr" else {}
 
 
 _CANDIDATES = (

@@ -29,6 +29,7 @@ pieces, and its runs equal the runs of this loop. The strength and the learning 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import pickle
@@ -543,6 +544,24 @@ def _check_data(data: Data, config: Config) -> tuple[np.ndarray, ...]:
     return arrays
 
 
+def program_key(reg: Regulariser, config: Config) -> tuple[Regulariser, Config]:
+    """The regulariser and config with their data-valued fields fixed: a program's identity.
+
+    Two runs whose keys are equal compile to the same step: they differ at most in their
+    strength and learning rate, which :class:`Hyper` passes as numbers.
+    """
+    canonical = 0.5 if reg.name in ("dropout", "adam") else 0.0
+    return dataclasses.replace(reg, strength=canonical), dataclasses.replace(config, learning_rate=1.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(make_model: MakeModel, reg: Regulariser, config: Config, n_train: int) -> tuple:
+    """The step builder and the jitted step and record of one program, compiled once."""
+    apply_fn, train_fn, _ = build(make_model, reg, 0)
+    builder = make_step(apply_fn, train_fn, reg, config, n_train)
+    return builder, jax.jit(builder.step), jax.jit(make_record(apply_fn, config))
+
+
 def build(make_model: MakeModel, reg: Regulariser, seed: int) -> tuple[Callable, Callable, Any]:
     """``(apply_fn, train_fn, params)`` of a fresh model for one run.
 
@@ -599,9 +618,9 @@ def train(
         records made so far are kept, and a :class:`TrainingDiverged` warning is issued.
     """
     x_tr, y_tr, x_te, y_te = _check_data(data, config)
-    apply_fn, train_fn, params = build(make_model, reg, seed)
+    params = build(make_model, reg, seed)[2]
     n_train = len(x_tr)
-    builder = make_step(apply_fn, train_fn, reg, config, n_train)
+    builder, step, record = _compiled(make_model, *program_key(reg, config), n_train)
     total = config.total_steps(n_train)
     steps = record_steps(total, config.n_records)
     hyper = Hyper.of(reg, config)
@@ -609,8 +628,6 @@ def train(
 
     with float64() if config.metrics_in_float64 else _nothing():
         x_tr, y_tr, x_te, y_te, monitor = map(jnp.asarray, (x_tr, y_tr, x_te, y_te, monitor))
-        step = jax.jit(builder.step)
-        record = jax.jit(make_record(apply_fn, config))
         state = builder.init(params, jax.random.key(seed))
         records: list[dict] = []
         path = Path(checkpoint) if checkpoint is not None else None

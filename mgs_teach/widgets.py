@@ -9,35 +9,33 @@ Every slider change retrains a small fully connected network with mini-batch SGD
 :math:`L + \lambda \operatorname{tr} K` (``tr K`` on the current batch) and redraws the
 decision boundary and the curves of :math:`\operatorname{tr} K` and test accuracy.
 
-To stay interactive on a CPU the training loop is one jit-compiled ``lax.scan``, compiled
-once per network shape and cached (:func:`_compiled`): strength, learning rate and data are
-arguments, so moving those sliders reuses the compiled loop and a retrain takes a fraction
-of a second; a new width compiles once (a second or two). Widgets do not run in static
-HTML; :func:`static_grid` draws the same panels for a grid of settings instead.
+The training is the book's batched engine (:func:`mgs_teach.engine.train_runs`) with one
+run: a compiled program per network shape, cached, in which the strength, the learning
+rate and the data are numbers, not constants. Moving those sliders reuses the compiled
+program and a retrain takes a fraction of a second; a new width compiles once (a few
+seconds, and the explorer says so). Widgets need a live kernel; :func:`static_grid` draws
+the same panels for a grid of settings, for a static page.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from flax import nnx
 
-from mgs_teach import plots
-from mgs_teach.data import two_circles_task
-from mgs_teach.kernel import mgs_trace
-from mgs_teach.models import FCN, functional
-from mgs_teach.penalties import cross_entropy
+from mgs_teach import engine, plots
+from mgs_teach.experiments import DataSpec, ModelSpec
+from mgs_teach.models import functional
+from mgs_teach.penalties import Regulariser
+from mgs_teach.train import Config, program_key
 
-__all__ = ["STRENGTHS", "Fit", "explorer", "fit", "fit_and_plot", "static_grid"]
+__all__ = ["STRENGTHS", "Fit", "compiles", "explorer", "fit", "fit_and_plot", "static_grid"]
 
 #: Penalty strengths offered by the explorer's slider: 0, then a log scale.
 STRENGTHS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -50,8 +48,9 @@ class Fit:
     Attributes
     ----------
     history : pandas.DataFrame
-        One row per record: ``epoch, train_loss, trace, test_acc`` (``trace`` on a fixed
-        monitoring batch of training inputs).
+        One row per record: ``epoch, train_loss, trace, test_acc`` and the rest of
+        :func:`mgs_teach.train.history` (``trace`` on a fixed monitoring batch of training
+        inputs; ``train_loss`` the mean mini-batch loss since the previous record).
     apply_fn : callable
         ``apply_fn(params, x) -> logits``.
     params : dict
@@ -59,6 +58,8 @@ class Fit:
         ``(x_train, y_train_noisy, x_test, y_test_clean)``.
     seconds : float
         Wall time of the training (compilation included when it happened).
+    status : str
+        ``"finished"`` or ``"diverged"`` (:class:`mgs_teach.train.Run`).
     """
 
     history: pd.DataFrame
@@ -66,6 +67,7 @@ class Fit:
     params: Any
     data: tuple
     seconds: float
+    status: str = "finished"
 
     @property
     def final(self) -> pd.Series:
@@ -73,52 +75,27 @@ class Fit:
         return self.history.iloc[-1]
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(width: int, depth: int, n_train: int, batch_size: int, epochs: int,
-              n_records: int, seed: int):  # fmt: skip
-    """Initial parameters, ``apply_fn`` and the jit-compiled training loop for one shape."""
-    model = FCN(2, 2, depth=depth, width=width, rngs=nnx.Rngs(seed))
-    apply_fn, params0 = functional(model)
-    steps = n_train // batch_size
-    per_record = max(1, epochs // n_records)
-    n_rec = epochs // per_record
+def _parts(strength: float, label_noise: float, width: int, learning_rate: float, depth: int,
+           epochs: int, n_train: int, n_test: int, batch_size: int,
+           n_records: int) -> tuple[ModelSpec, DataSpec, Regulariser, Config]:  # fmt: skip
+    model = ModelSpec("fcn", d_in=2, d_out=2, depth=depth, width=int(width))
+    data = DataSpec("two_circles", n_train, label_noise, noise="other", n_test=n_test)
+    reg = Regulariser("mgs_trace", float(strength))
+    config = Config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                    lr_decay=1.0, n_records=n_records, monitor_size=batch_size,
+                    metrics_in_float64=False)  # fmt: skip
+    return model, data, reg, config
 
-    def penalised(p, xb, yb, strength):
-        return cross_entropy(apply_fn(p, xb), yb) + strength * mgs_trace(apply_fn, p, xb)
 
-    def epoch(carry, key, data, strength, lr):
-        x_tr, y_tr = data
-        order = jax.random.permutation(key, n_train)[: steps * batch_size]
-        batches = jnp.reshape(order, (steps, batch_size))
+def compiles(width: int, depth: int = 2, **kwargs: Any) -> bool:
+    """Whether :func:`fit` with this shape will compile (it has not run at this shape yet)."""
+    model, data, reg, config = _parts(0.0, 0.0, width, 0.3, depth, kwargs.get("epochs", 150),
+                                      kwargs.get("n_train", 192), kwargs.get("n_test", 500),
+                                      kwargs.get("batch_size", 32), kwargs.get("n_records", 30))  # fmt: skip
+    return (model, *program_key(reg, config), data.n_train) not in _SEEN
 
-        def step(p, idx):
-            grads = jax.grad(penalised)(p, x_tr[idx], y_tr[idx], strength)
-            return jax.tree.map(lambda a, g: a - lr * g, p, grads), None
 
-        p, _ = jax.lax.scan(step, carry, batches)
-        return p
-
-    @jax.jit
-    def run(params, data, monitor, strength, lr):
-        x_tr, y_tr, x_te, y_te = data
-        keys = jax.random.split(jax.random.key(seed), n_rec * per_record)
-        keys = jnp.reshape(keys, (n_rec, per_record))
-
-        def metrics(p):
-            loss = cross_entropy(apply_fn(p, x_tr), y_tr)
-            acc = jnp.mean(jnp.argmax(apply_fn(p, x_te), -1) == y_te)
-            return jnp.stack([loss, mgs_trace(apply_fn, p, monitor), acc])
-
-        def record(p, ks):
-            for i in range(per_record):
-                p = epoch(p, ks[i], (x_tr, y_tr), strength, lr)
-            return p, metrics(p)
-
-        p, rows = jax.lax.scan(record, params, keys)
-        return p, jnp.concatenate([metrics(params)[None], rows])
-
-    epochs_at = np.arange(n_rec + 1) * per_record
-    return apply_fn, params0, run, epochs_at
+_SEEN: set = set()
 
 
 def fit(
@@ -137,27 +114,24 @@ def fit(
 ) -> Fit:
     """Train the two-circles FCN with the MGS trace penalty; return its :class:`Fit`.
 
-    Plain mini-batch SGD on ``cross_entropy + strength * tr K(batch)`` from the same
-    initialisation (``seed``) for every setting, so runs differ only by the arguments.
+    Plain mini-batch SGD at a constant learning rate on ``cross_entropy + strength * tr K``
+    of the current batch, from the same initialisation (``seed``) for every setting, so runs
+    differ only by the arguments.
     """
     if not strength >= 0 or not learning_rate > 0 or not 0 <= label_noise <= 1:
         raise ValueError(
             f"need strength >= 0, learning_rate > 0, 0 <= label_noise <= 1; got {strength}, "
             f"{learning_rate}, {label_noise}"
         )
-    data = two_circles_task(n_train, n_test, label_noise=label_noise, seed=seed)
+    model, data_spec, reg, config = _parts(strength, label_noise, width, learning_rate, depth,
+                                           epochs, n_train, n_test, batch_size, n_records)  # fmt: skip
+    data = data_spec.load(seed)
     start = time.perf_counter()
-    apply_fn, params0, run, epochs_at = _compiled(
-        int(width), depth, n_train, batch_size, epochs, n_records, seed
-    )
-    monitor = jnp.asarray(data[0][:batch_size])
-    params, rows = run(params0, tuple(jnp.asarray(a) for a in data), monitor,
-                       jnp.float32(strength), jnp.float32(learning_rate))  # fmt: skip
-    rows = np.asarray(rows)
+    (run,) = engine.train_runs(model, [engine.Job(reg, config, seed, data)], progress=False)
     seconds = time.perf_counter() - start
-    history = pd.DataFrame(rows, columns=["train_loss", "trace", "test_acc"])
-    history.insert(0, "epoch", epochs_at)
-    return Fit(history, apply_fn, params, data, seconds)
+    _SEEN.add((model, *program_key(reg, config), data_spec.n_train))
+    apply_fn = functional(model(rngs=nnx.Rngs(seed)))[0]
+    return Fit(run.history, apply_fn, run.params, data, seconds, run.status)
 
 
 def _title(strength: float, result: Fit) -> str:
@@ -180,7 +154,7 @@ def fit_and_plot(
         The figure's suptitle (``figure._suptitle``) names the final tr K and test accuracy.
     """
     result = fit(strength, label_noise, width, learning_rate, **kwargs)
-    if not np.all(np.isfinite(result.history[["train_loss", "trace"]].to_numpy())):
+    if result.status != "finished":
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.text(0.5, 0.5, "training diverged: lower the learning rate or the strength",
                 ha="center", va="center")  # fmt: skip
@@ -242,27 +216,34 @@ def explorer(
         ),
     }  # fmt: skip
     output = W.Output()
+    status = W.HTML()
     state: dict[str, Any] = {"fit": None, "title": "", "n_fits": 0}
 
     def redraw(_change: Any = None) -> None:
         values = {name: s.value for name, s in sliders.items()}
+        new_shape = compiles(values["width"], **kwargs)
+        status.value = ("<i>training: a new width, so the program is compiled first (a few "
+                        "seconds)...</i>" if new_shape else "<i>training...</i>")  # fmt: skip
         with output:
-            output.clear_output(wait=True)
             try:
                 fig, result = fit_and_plot(**values, **kwargs)
             except Exception as err:  # noqa: BLE001 - show, do not kill the widget
+                output.clear_output(wait=True)
                 print(f"could not train: {type(err).__name__}: {err}")
+                status.value = ""
                 return
             state.update(fit=result, title=fig._suptitle.get_text(), n_fits=state["n_fits"] + 1)
+            output.clear_output(wait=True)
             display(fig)
             plt.close(fig)
+        status.value = f"retrained in {result.seconds:.2f} s" + (" (compiled first)" if new_shape else "")
 
     for s in sliders.values():
         s.observe(redraw, names="value")
     controls = W.HBox([W.VBox([sliders["strength"], sliders["label_noise"]]),
                        W.VBox([sliders["width"], sliders["learning_rate"]])])  # fmt: skip
-    box = W.VBox([controls, output])
-    box.sliders, box.output, box.state = sliders, output, state
+    box = W.VBox([controls, status, output])
+    box.sliders, box.output, box.state, box.status = sliders, output, state, status
     redraw()
     return box
 

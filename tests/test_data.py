@@ -30,13 +30,30 @@ def test_bad_requests_are_rejected(kwargs, message):
 
 def test_flip_labels_flips_exactly_the_fraction_to_other_classes():
     y = np.repeat(np.arange(10), 30)
-    noisy = flip_labels(y, 0.3, n_classes=10, seed=0)
+    noisy = flip_labels(y, 0.3, n_classes=10, seed=0, convention="other")
     assert np.sum(noisy != y) == 90  # exactly round(0.3 * 300), each to another class
     assert noisy.min() >= 0 and noisy.max() < 10
-    np.testing.assert_array_equal(noisy, flip_labels(y, 0.3, n_classes=10, seed=0))
+    np.testing.assert_array_equal(noisy, flip_labels(y, 0.3, n_classes=10, seed=0,
+                                                     convention="other"))  # fmt: skip
     assert np.array_equal(y, np.repeat(np.arange(10), 30))  # input untouched
     # targets are spread over the other classes, not always the next one
     assert len(np.unique((noisy - y)[noisy != y] % 10)) > 5
+
+
+def test_uniform_noise_redraws_the_fraction_over_all_classes():
+    """The default reading: the chosen labels are redrawn uniformly, the true class included,
+    so about (C - 1) / C of them change and the rest keep their (true) value by chance."""
+    y = np.repeat(np.arange(10), 2000)
+    noisy = flip_labels(y, 0.6, n_classes=10, seed=0)
+    changed = np.mean(noisy != y)
+    assert changed == pytest.approx(0.6 * 9 / 10, abs=0.01)  # 54 %, not 60 %
+    kept_by_chance = flip_labels(y, 1.0, n_classes=10, seed=1)
+    assert np.mean(kept_by_chance == y) == pytest.approx(0.1, abs=0.01)
+    counts = np.bincount(noisy[y == 3], minlength=10) / 2000  # row 3 of the noise matrix
+    np.testing.assert_allclose(counts[3], 1 - 0.6 + 0.06, atol=0.02)
+    np.testing.assert_allclose(np.delete(counts, 3), 0.06, atol=0.015)
+    with pytest.raises(ValueError, match="convention"):
+        flip_labels(y, 0.1, n_classes=10, convention="sometimes")
 
 
 @pytest.mark.parametrize(

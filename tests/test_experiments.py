@@ -1,4 +1,4 @@
-"""The grid runner resumes without losing or repeating runs; aggregation follows the paper."""
+"""Experiments are composed values; the grid runner resumes, shards and merges; one tuner."""
 
 import dataclasses
 import json
@@ -7,74 +7,134 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mgs_teach import engine, plans
 from mgs_teach import experiments as E
-from mgs_teach.train import Run
+from mgs_teach.penalties import regulariser
+from mgs_teach.train import Config
 
-BASE = E.Scenario("fcn", n_train=64, label_noise=0.5, regulariser="none", epochs=1,
-                  n_records=3, model_kwargs=(("depth", 1), ("width", 16)))  # fmt: skip
-
-
-class FakeRunner:
-    """Stands in for train(): a deterministic history per (scenario, seed); counts calls."""
-
-    def __init__(self, fail_on=None):
-        self.calls, self.fail_on = [], fail_on
-
-    def __call__(self, make_model, data, reg, config, *, checkpoint, progress):
-        self.calls.append((reg.name, reg.strength, config.seed))
-        if self.fail_on is not None and len(self.calls) == self.fail_on:
-            raise KeyboardInterrupt  # Ctrl-C while this run trains
-        steps = np.arange(10)
-        acc = 0.5 + 0.01 * steps + 0.001 * config.seed + 0.1 * reg.strength
-        hist = pd.DataFrame(dict(step=steps, test_acc=acc, test_loss=1 - acc + reg.strength**2))
-        hist = hist.assign(regulariser=reg.name, strength=reg.strength, seed=config.seed)
-        return Run(hist, None, "finished", "ok")
-
-
-@pytest.fixture
-def no_mnist(monkeypatch):
-    """The fake runner needs no data."""
-    monkeypatch.setattr(E, "make_data", lambda scenario, seed: None)
+BASE = E.Experiment(
+    E.ModelSpec("fcn", d_in=2, d_out=2, depth=1, width=8),
+    E.DataSpec("two_circles", 48, label_noise=0.2, noise="other", n_test=64),
+    regulariser("none"),
+    Config(epochs=2, batch_size=16, n_records=3, monitor_size=8),
+)
 
 
 def grid():
-    return [dataclasses.replace(BASE, regulariser=r, strength=s)
-            for r, s in [("none", 0.0), ("weight_decay", 0.1), ("mgs_trace", 0.2)]]  # fmt: skip
+    return [BASE.replace(regulariser=regulariser(r, s))
+            for r, s in [("none", 0.0), ("weight_decay", 0.1), ("mgs_trace", 0.01)]]  # fmt: skip
 
 
-def test_interrupted_grid_resumes_without_losing_or_repeating_runs(tmp_path, no_mnist):
-    reference = E.run_grid(grid(), [0, 1], tmp_path / "ref", runner=FakeRunner(), progress=False)
+def test_replace_routes_each_field_to_its_part():
+    e = BASE.replace(label_noise=0.6, epochs=5, width=16, regulariser="mgs_trace", strength=1e-3,
+                     method="hutchinson")  # fmt: skip
+    assert e.data.label_noise == 0.6 and e.config.epochs == 5 and e.model.width == 16
+    assert e.regulariser == regulariser("mgs_trace", 1e-3, method="hutchinson")
+    kept = BASE.replace(regulariser=regulariser("cyclical_lr", 0.5, cycle_steps=7))
+    assert kept.replace(regulariser="cyclical_lr", strength=0.9).regulariser.cycle_steps == 7
+    with pytest.raises(ValueError, match="no part of an Experiment has"):
+        BASE.replace(colour="red")
 
-    first = FakeRunner(fail_on=4)
+
+def test_keys_are_stable_and_distinct():
+    a, b = grid()[0], grid()[1]
+    assert a.key == BASE.replace().key and a.key != b.key
+    assert a.key.startswith("fcn-1x8-two_circles-n48-noise0.2-none")
+    assert E.Experiment.from_json(json.loads(json.dumps(b.to_json()))) == b
+
+
+def test_runs_that_differ_only_in_numbers_share_a_program():
+    """Strength, learning rate and label noise are data; epochs and batch size are not."""
+    a = BASE.replace(regulariser="weight_decay", strength=0.1)
+    assert a.program == a.replace(strength=0.3, learning_rate=0.01, label_noise=0.5).program
+    assert a.program != a.replace(epochs=3).program != a.replace(batch_size=8).program
+    assert a.program != a.replace(regulariser="dropout", strength=0.3).program
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: E.ModelSpec("resnet"), "unknown model"),
+        (lambda: E.DataSpec("cifar", 10), "unknown task"),
+        (lambda: E.DataSpec("mnist", 10, label_noise=1.5), r"\[0, 1\]"),
+        (lambda: E.DataSpec("mnist", 10, noise="sometimes"), "convention"),
+        (lambda: BASE.replace(regulariser="adam"), "adam needs"),
+    ],
+)
+def test_bad_specs_are_rejected(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_validation_data_come_from_the_noisy_source_never_the_test_set():
+    spec = E.DataSpec("two_circles", 40, label_noise=0.3, noise="other", n_val=30, n_test=50)
+    x_tr, y_tr, x_val, y_val = spec.load(0)
+    assert len(x_tr) == 40 and len(x_val) == 30
+    x_te = dataclasses.replace(spec, n_val=0).load(0)[2]
+    rows = {r.tobytes() for r in x_tr} | {r.tobytes() for r in x_val}
+    assert not rows & {r.tobytes() for r in x_te}  # disjoint from the test set
+    assert len({r.tobytes() for r in x_tr} & {r.tobytes() for r in x_val}) == 0
+
+
+def test_mnist_runs_share_one_test_set_and_draw_their_own_subsets():
+    spec = E.DataSpec("mnist", 200, label_noise=0.5)
+    a, b = spec.load(0), spec.load(1)
+    assert a[2] is b[2] and a[3] is b[3]  # the same test arrays: batched runs share them
+    assert not np.array_equal(a[1], b[1])
+    val = dataclasses.replace(spec, n_val=100).load(0)
+    assert len(val[0]) == 200 and len(val[2]) == 100 and val[2] is not a[2]
+
+
+def test_an_interrupted_grid_resumes_without_losing_or_repeating_runs(tmp_path, monkeypatch):
+    reference = E.run_grid(grid(), [0, 1], tmp_path / "ref", progress=False)
+    real, trained = engine.train_runs, []
+
+    def dies_second(model, jobs, **kw):
+        if trained:
+            raise KeyboardInterrupt  # Ctrl-C in the second group
+        trained.append(len(jobs))
+        return real(model, jobs, **kw)
+
+    monkeypatch.setattr(engine, "train_runs", dies_second)
     with pytest.raises(KeyboardInterrupt):
-        E.run_grid(grid(), [0, 1], tmp_path / "out", runner=first, progress=False)
-    assert len(list((tmp_path / "out").glob("*/seed*.csv"))) == 3  # three finished runs kept
-    assert not list((tmp_path / "out").glob("*/*.tmp"))  # nothing half-written
+        E.run_grid(grid(), [0, 1], tmp_path / "out", progress=False)
+    assert len(list((tmp_path / "out").glob("*/seed*.csv"))) == 2  # one group (2 seeds) kept
+    assert not list((tmp_path / "out").rglob("*.tmp"))  # nothing half-written
 
-    second = FakeRunner()
-    resumed = E.run_grid(grid(), [0, 1], tmp_path / "out", runner=second, progress=False)
-    done_before = set(first.calls[:3])
-    assert len(second.calls) == 3 and not done_before & set(second.calls)  # no run repeated
-    assert set(first.calls[:3]) | set(second.calls) == {
-        (s.regulariser, s.strength, seed) for s in grid() for seed in (0, 1)
-    }  # no run lost
-    pd.testing.assert_frame_equal(resumed.drop(columns="wall_s"), reference.drop(columns="wall_s"))
-
-    third = FakeRunner()
-    E.run_grid(grid(), [0, 1], tmp_path / "out", runner=third, progress=False)
-    assert third.calls == []  # everything is on disk
+    again = []
+    monkeypatch.setattr(engine, "train_runs",
+                        lambda model, jobs, **kw: again.append(len(jobs)) or real(model, jobs, **kw))
+    resumed = E.run_grid(grid(), [0, 1], tmp_path / "out", progress=False)
+    assert again == [2, 2]  # the two missing groups, each once
+    cols = ["key", "seed", "step", "test_acc", "trace"]
+    pd.testing.assert_frame_equal(resumed[cols], reference[cols])
+    again.clear()
+    E.run_grid(grid(), [0, 1], tmp_path / "out", progress=False)
+    assert again == []  # everything is on disk
 
 
-def test_load_runs_reads_back_what_run_grid_wrote(tmp_path, no_mnist):
-    runs = E.run_grid(grid(), [0, 1], tmp_path, runner=FakeRunner(), progress=False)
-    back = E.load_runs(tmp_path)
-    cols = ["key", "seed", "step", "test_acc"]
-    pd.testing.assert_frame_equal(
-        back.sort_values(cols)[cols].reset_index(drop=True),
-        runs.sort_values(cols)[cols].reset_index(drop=True),
-    )
-    meta = json.loads(next(tmp_path.glob("*/scenario.json")).read_text())
-    assert meta["model"] == "fcn"
+def test_shards_are_disjoint_balanced_and_merge_to_the_whole_grid(tmp_path):
+    runs = [(e, s) for e in grid() for s in range(4)]
+    parts = [E.shard_of(runs, (i, 3)) for i in range(3)]
+    keys = [{(e.key, s) for e, s in p} for p in parts]
+    assert set().union(*keys) == {(e.key, s) for e, s in runs}
+    assert sum(map(len, keys)) == len(runs)  # disjoint
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    for i in range(3):  # each shard into its own folder; copying them together merges
+        E.run_grid(grid(), range(4), tmp_path / f"part{i}", shard=(i, 3), progress=False)
+    merged = tmp_path / "merged"
+    for i in range(3):
+        for csv in (tmp_path / f"part{i}").glob("*/*"):
+            target = merged / csv.parent.name / csv.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(csv.read_bytes())
+    whole = E.run_grid(grid(), range(4), tmp_path / "whole", progress=False)
+    back = E.load_runs(merged).sort_values(["key", "seed", "step"]).reset_index(drop=True)
+    cols = ["key", "seed", "step", "test_acc", "trace"]
+    pd.testing.assert_frame_equal(back[cols], whole.sort_values(["key", "seed", "step"])
+                                  .reset_index(drop=True)[cols])  # fmt: skip
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        E.shard_of(runs, (3, 3))
 
 
 def test_summarise_the_papers_way():
@@ -92,103 +152,74 @@ def test_summarise_the_papers_way():
     assert row["max"] == pytest.approx(1.0)  # max of the run-averaged curve: (0.9 + 1.1) / 2
 
 
-def test_tune_grid_picks_the_lowest_validation_loss(tmp_path, no_mnist):
-    runner = FakeRunner()
-    best, table = E.tune_grid(BASE, {"weight_decay": [0.0, 0.3, 1.0], "mgs_trace": [0.5, 0.1]},
-                              [0], tmp_path, runner=runner, progress=False)  # fmt: skip
-    # fake loss = 1 - acc + s^2 = 0.455 - 0.1 s + s^2 (mean of last 5): minimised at s = 0.05
-    assert best == {"weight_decay": 0.0, "mgs_trace": 0.1}
+def test_tune_picks_the_highest_final_validation_accuracy(tmp_path):
+    base = BASE.replace(epochs=4)
+    best, table = E.tune(base, {"weight_decay": [1e-4, 30.0], "mgs_trace": [1e-4]}, [0, 1],
+                         tmp_path, n_val=32, progress=False)  # fmt: skip
     assert table["best"].sum() == 2
-    assert {c[0] for c in runner.calls} == {"weight_decay", "mgs_trace"}
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        (dict(model="resnet"), "unknown model"),
-        (dict(regulariser="l1"), "unknown regulariser"),
-        (dict(split="train"), "split"),
-        (dict(label_noise=1.5), r"\[0, 1\]"),
-        (dict(regulariser="adam", strength=0.0), "adam needs"),
-    ],
-)
-def test_bad_scenarios_are_rejected(change, message):
-    with pytest.raises(ValueError, match=message):
-        dataclasses.replace(BASE, **change)
-
-
-def test_keys_are_stable_and_distinct():
-    a, b = grid()[0], grid()[1]
-    assert a.key == dataclasses.replace(a).key and a.key != b.key
-    assert a.key.startswith("fcn-n64-noise0.5-none")
-
-
-def test_a_real_grid_end_to_end(tmp_path):
-    """Real data, real training, tiny sizes: the plumbing between the modules works."""
-    scenario = dataclasses.replace(BASE, n_train=64, regulariser="mgs_trace", strength=1e-3)
-    runs = E.run_grid([scenario], [0], tmp_path, progress=False)
-    assert (runs["status"] == "finished").all() and len(runs) == 3
-    assert np.isfinite(runs[["trace", "test_acc"]].to_numpy()).all()
-    assert not runs["logdet"].isna().any()  # finite, or -inf where the kernel is singular
-    assert runs["label_noise"].iloc[0] == 0.5 and runs["model"].iloc[0] == "fcn"
-    x_tr, y_tr, x_ev, y_ev = E.make_data(dataclasses.replace(scenario, split="validation"), 0)
-    assert len(x_tr) == 48 and len(x_ev) == 16  # a quarter of the subset held out
+    wd = table[table["regulariser"] == "weight_decay"].set_index("strength")
+    assert best["weight_decay"] == 1e-4 and wd.loc[1e-4, "val_acc"] > wd.loc[30.0, "val_acc"]
+    assert best["mgs_trace"] == 1e-4
+    runs = E.load_runs(tmp_path)
+    assert (runs["n_val"] == 32).all()  # evaluated on validation data, not the test set
 
 
 # ------------------------------------------------------------ the MNIST chapter's command
 
-
-def test_full_scale_grids_have_the_papers_sizes():
-    best = {"lenet5": {"mgs_trace": 1e-4}, "fcn": {}, "alexnet": {}}
-    grids = E.mnist_grids("full", best)
-    table1 = grids["table1"]
-    assert {(s.model, s.n_train, s.epochs) for s in table1} == {("lenet5", 3000, 400)}
-    assert sorted({s.label_noise for s in table1}) == [0.0, 0.3, 0.6, 0.8]
-    assert {s.regulariser for s in table1} == set(E.TABLE_METHODS.values())
-    assert {s.strength for s in table1 if s.regulariser == "mgs_trace"} == {1e-4}
-    assert {s.model for s in grids["fcn_table"]} == {"fcn"} and len(grids["fcn_table"]) == 20
-    assert [s.regulariser for s in grids["figure3"]] == list(E.MNIST_REGULARISERS)
-    assert {s.model for s in grids["figure3"]} == {"alexnet"}
-    middle = grids["figure4"][0]
-    assert (middle.n_train, middle.label_noise, middle.epochs) == (3000, 0.5, 100)
-    for scenario in grids["figure4"]:  # every scenario changes at most one setting
-        changed = [f for f in ("n_train", "label_noise", "batch_size", "learning_rate", "epochs")
-                   if getattr(scenario, f) != getattr(middle, f)]  # fmt: skip
-        assert len(changed) <= 1
-    assert {name for name in E.mnist_tuning("full")} == {"lenet5", "fcn", "alexnet"}
-    assert E.mnist_settings("full")["seeds"] == 10
-    with pytest.raises(ValueError, match="unknown scale"):
-        E.mnist_settings("huge")
+SMOKE = plans.MNISTPlan(
+    name="smoke", source="offline", noise="uniform", n_records=3, monitor_size=8,
+    tuning=plans.Tuning(n_train=60, n_val=30, label_noise=0.5, epochs=1, runs=1,
+                        candidates=(("mgs_trace", (1e-5, 1e-4)),)),
+    tables=(plans.Table("fcn_table", E.ModelSpec("fcn", depth=1, width=8), (0.0, 0.6),
+                        n_train=64, epochs=1, runs=2),),
+    figure3=None, figure4=None,
+)  # fmt: skip
 
 
-def test_cli_runs_every_grid_resumably_and_writes_provenance(tmp_path, no_mnist, monkeypatch):
-    runner = FakeRunner()
-    monkeypatch.setattr(E, "train", runner)
+def test_cli_runs_a_plan_resumably_and_writes_provenance_and_summary(tmp_path, monkeypatch):
+    monkeypatch.setitem(plans.PLANS, "smoke", SMOKE)
     out = tmp_path / "mnist"
     assert E.load_mnist_results(out) is None  # nothing yet: the chapter says "pending"
-    E.main(["mnist", "--out", str(out), "--scale", "smoke", "--source", "offline",
-            "--no-progress"])  # fmt: skip
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 0
     provenance = json.loads((out / "provenance.json").read_text())
-    assert provenance["command"].endswith(
-        f"-m mgs_teach.experiments mnist --out {out} --scale smoke --source offline --no-progress"
-    )
+    assert provenance["command"] == f"python -m mgs_teach.experiments mnist --plan smoke --out {out} --no-progress"
     assert provenance["status"] == "finished" and provenance["wall_s"] >= 0
-    assert provenance["scale"] == "smoke" and provenance["source"] == "offline"
-    assert provenance["git_commit"] and provenance["device"] and provenance["start"]
-    assert provenance["end"] >= provenance["start"]
+    assert provenance["plan"] == "smoke" and provenance["mnist_source"] == "offline"
+    assert provenance["git_commit"] and provenance["device"] and provenance["end"] >= provenance["start"]
     assert set(provenance["versions"]) == {"python", "jax", "jaxlib", "flax", "optax", "numpy"}
-    n_calls = len(runner.calls)
-    assert n_calls > 0
-
+    summary = json.loads((out / "summary.json").read_text())
+    entry = summary["tables"]["fcn_table"]["entries"]["60%"]["MGS"]
     loaded = E.load_mnist_results(out)  # reads back without training
-    assert len(runner.calls) == n_calls
-    assert set(loaded) >= {"best", "tuning", "figure3", "table1", "fcn_table", "figure4"}
-    assert set(loaded["figure3"]["regulariser"]) == set(E.MNIST_REGULARISERS)
-    assert loaded["provenance"] == provenance
+    table = E.summarise(loaded["fcn_table"], ["label_noise", "regulariser"]).set_index(
+        ["label_noise", "regulariser"])  # fmt: skip
+    assert entry["final"] == pytest.approx(100 * table.loc[(0.6, "mgs_trace"), "final"], abs=0.01)
+    assert entry["runs"] == 2 and entry["sd"] is not None
+    assert set(loaded) >= {"best", "tuning", "fcn_table", "provenance", "plan"}
 
-    E.main(["mnist", "--out", str(out), "--scale", "smoke", "--source", "offline",
-            "--no-progress"])  # fmt: skip
-    assert len(runner.calls) == n_calls  # resumed: nothing ran twice
-
+    csvs = sorted(out.rglob("seed*.csv"))
+    stamps = [p.stat().st_mtime_ns for p in csvs]
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 0
+    assert [p.stat().st_mtime_ns for p in csvs] == stamps  # resumed: nothing trained twice
     (out / "provenance.json").write_text(json.dumps({**provenance, "status": "running"}))
     assert E.load_mnist_results(out) is None  # an unfinished command is still pending
+
+
+def test_a_time_limit_stops_cleanly_and_the_next_call_continues(tmp_path, monkeypatch):
+    monkeypatch.setitem(plans.PLANS, "smoke", SMOKE)
+    out = tmp_path / "mnist"
+    real, calls = engine.train_runs, []
+
+    def slow(model, jobs, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise E.Deadline("time limit reached")  # what SIGALRM raises mid-training
+        return real(model, jobs, **kw)
+
+    monkeypatch.setattr(engine, "train_runs", slow)
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 3
+    assert json.loads((out / "provenance.json").read_text())["status"] == "partial"
+    monkeypatch.setattr(engine, "train_runs", real)
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 0
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["status"] == "finished"
+    assert provenance["total_wall_s"] >= provenance["wall_s"]

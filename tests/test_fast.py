@@ -114,24 +114,114 @@ class Shared(nnx.Module):
         return self.a(jnp.tanh(self.a(x)))  # the same layer twice: gradients add up
 
 
-@pytest.mark.parametrize("module, shape, reason", [
-    (Untapped, (4, 3), "outside tapped layers"),
-    (Shared, (4, 3), "used more than once"),
-    (CircularCNN, (2, 5, 5, 1), "neither dense nor a plain convolution"),
-])  # fmt: skip
-def test_other_models_fall_back_with_a_notice(module, shape, reason):
+class Tied(nnx.Module):
+    """A tapped layer's kernel reused outside the layer (weight tying)."""
+
+    def __init__(self, rngs):
+        self.enc = Linear(5, 4, rngs=rngs)
+        self.out = Linear(4, 3, rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        h = jnp.tanh(self.enc(x))
+        return self.out(h) + (h @ self.enc.kernel[...].T)[:, :3]
+
+
+class Mixing(nnx.Module):
+    """A parameter-free operation across the batch: the samples are not independent."""
+
+    def __init__(self, rngs):
+        self.a = Linear(5, 4, rngs=rngs)
+        self.b = Linear(4, 3, rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        h = jnp.tanh(self.a(x))
+        return self.b(h - h.mean(axis=0))
+
+
+class RowConv(nnx.Module):
+    """``Conv`` with an integer kernel size on images: a 1-d convolution along every row."""
+
+    def __init__(self, rngs):
+        self.c = Conv(2, 3, 3, strides=2, rngs=rngs)
+        self.o = Linear(3 * 6 * 4, 2, rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        h = jnp.tanh(self.c(x))
+        return self.o(h.reshape(h.shape[0], -1))
+
+
+def batched_jacobian_trace(apply_fn, params, x):
+    """tr K of the *batched* model: the Jacobian of all its outputs at once, mixing or not."""
+    jac = jax.jacrev(lambda p: apply_fn(p, x).reshape(-1))(params)
+    return sum(float(jnp.sum(leaf**2)) for leaf in jax.tree.leaves(jac))
+
+
+CASES = {
+    "tied": (Tied, (6, 5)),
+    "mixing": (Mixing, (6, 5)),
+    "row-conv": (RowConv, (4, 6, 8, 2)),
+    "untapped": (Untapped, (4, 3)),
+    "shared": (Shared, (4, 3)),
+    "circular": (CircularCNN, (2, 5, 5, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_fast_path_matches_the_batched_jacobian_or_refuses(name, x64):
+    """Every case where the structured method's hypotheses might fail: its answer is the
+    trace of the batched model's Jacobian, or it refuses and says why; ``auto`` is right."""
+    module, shape = CASES[name]
     apply_fn, params = functional(module(nnx.Rngs(0)))
-    x = jax.random.normal(jax.random.key(0), shape)
-    assert not fast.is_structured(apply_fn, params, x)
-    fast._NOTICED.clear()
-    with pytest.warns(UserWarning, match=f"fast path unavailable .*{reason}"):
-        value = fast.structured_trace(apply_fn, params, x)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    x = jax.random.normal(jax.random.key(0), shape, dtype=jnp.float64)
+    truth = batched_jacobian_trace(apply_fn, params, x)
+    reason = fast.structure_report(apply_fn, params, x)
+    if reason is None:
+        assert float(mgs_trace(apply_fn, params, x, method="structured")) == pytest.approx(truth, rel=1e-10)
+        assert float(jnp.trace(fast.structured_kernel(apply_fn, params, x))) == pytest.approx(truth, rel=1e-10)
+    else:
+        with pytest.raises(ValueError, match="does not apply to this model"):
+            mgs_trace(apply_fn, params, x, method="structured")
+        with pytest.raises(ValueError, match="does not apply to this model"):
+            fast.structured_kernel(apply_fn, params, x)
+    if name == "mixing":  # no per-sample kernel exists: every exact method refuses
+        assert "depends on the other samples" in reason
+        for method in ("auto", "jacobian"):
+            with pytest.raises(ValueError, match="depends on the other samples"):
+                mgs_trace(apply_fn, params, x, method=method)
+        return
+    assert float(mgs_trace(apply_fn, params, x)) == pytest.approx(truth, rel=1e-10)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # one notice per reason, not one per call
-        fast.structured_trace(apply_fn, params, x)
-    np.testing.assert_allclose(value, mgs_trace(apply_fn, params, x), rtol=1e-6)
-    np.testing.assert_allclose(fast.structured_kernel(apply_fn, params, x),
-                               mgs_kernel(apply_fn, params, x), rtol=1e-6)  # fmt: skip
+        warnings.simplefilter("error")  # auto's choice is its contract: no warning
+        jax.jit(lambda p: mgs_trace(apply_fn, p, x))(params)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("tied", "outside their own tapped affine map"), ("untapped", "outside their own tapped"),
+    ("shared", "called more than once"), ("circular", "neither dense nor a plain convolution"),
+    ("mixing", "depends on the other samples"),
+])  # fmt: skip
+def test_the_refusal_says_why(name, words):
+    module, shape = CASES[name]
+    apply_fn, params = functional(module(nnx.Rngs(0)))
+    assert words in fast.structure_report(apply_fn, params, jnp.ones(shape))
+    assert not fast.is_structured(apply_fn, params, jnp.ones(shape))
+    assert mgs_trace is not None
+
+
+def test_the_row_convolution_is_structured():
+    apply_fn, params = functional(RowConv(nnx.Rngs(0)))
+    assert fast.structure_report(apply_fn, params, jnp.ones((2, 6, 8, 2))) is None
+
+
+def test_auto_chooses_by_the_model_never_by_history():
+    from mgs_teach.kernel import trace_method
+
+    fcn_fn, fcn_params = functional(FCN(3, 2, depth=1, width=4, rngs=nnx.Rngs(0)))
+    tied_fn, tied_params = functional(Tied(nnx.Rngs(0)))
+    for _ in range(2):
+        assert trace_method(fcn_fn, fcn_params, jnp.ones((4, 3))) == "structured"
+        assert trace_method(tied_fn, tied_params, jnp.ones((4, 5))) == "jacobian"
 
 
 def hutchinson_stats(apply_fn, params, x, structured, n=400, probes=1):
@@ -156,10 +246,7 @@ def test_hutchinson_is_unbiased_with_the_documented_variance(module, x64):
         apply_fn, params = functional(Untapped(nnx.Rngs(0)))
     params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
     x = jax.random.normal(jax.random.key(1), (5, 3), dtype=jnp.float64)
-    fast._NOTICED.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est, exact, variance = hutchinson_stats(apply_fn, params, x, module == "structured")
+    est, exact, variance = hutchinson_stats(apply_fn, params, x, module == "structured")
     n = len(est)
     assert abs(est.mean() - exact) < 4 * np.sqrt(variance / n)  # unbiased
     # the sample variance of n draws has relative sd ~ sqrt(2/n) (about 7 %) for normal-ish draws

@@ -4,12 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mgs_teach import float64
 from mgs_teach import train as T
 from mgs_teach.data import two_circles
 from mgs_teach.models import FCN
-from mgs_teach.penalties import regulariser
+from mgs_teach.penalties import NAMES, regulariser
 
 CFG = T.Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
+STRENGTH = dict(none=0.0, weight_decay=1e-2, dropout=0.2, adam=0.05, cyclical_lr=0.5,
+                input_gradient=0.1, param_gradient=0.1, mgs_trace=1e-2, mgs_logdet=1e-2)  # fmt: skip
 
 
 def make_model(dropout, rngs):
@@ -28,20 +31,38 @@ def test_history_is_a_tidy_table_of_evenly_spaced_records(data):
     assert run.status == "finished"
     assert isinstance(h, pd.DataFrame) and len(h) == CFG.n_records
     assert h["step"].tolist() == [0, 4, 8, 12, 16]  # 4 epochs x 4 steps, evenly spaced
-    for col in ["epoch", "lr", "train_loss", "test_loss", "test_acc", "trace", "logdet"]:
+    for col in ["epoch", "lr", "test_loss", "test_acc", "trace", "logdet"]:
         assert np.isfinite(h[col]).all(), col
+    assert np.isnan(h["train_loss"].iloc[0]) and np.isfinite(h["train_loss"].iloc[1:]).all()
     assert (h["regulariser"] == "none").all() and (h["seed"] == 0).all()
     assert h["lr"].is_monotonic_decreasing
-    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]  # it learns
+    assert h["test_loss"].iloc[-1] < h["test_loss"].iloc[0]  # it learns
+
+
+def test_train_loss_is_the_mean_batch_loss_since_the_last_record(data):
+    """Re-derive one record's train_loss by stepping the same step function by hand."""
+    x_tr, y_tr = (jnp.asarray(a) for a in data[:2])
+    reg = regulariser("none")
+    apply_fn, train_fn, params = T.build(make_model, reg, 0)
+    builder = T.make_step(apply_fn, train_fn, reg, CFG, len(x_tr))
+    hyper = T.Hyper.of(reg, CFG)
+    with float64():
+        state = builder.init(params, jax.random.key(0))
+        losses = []
+        for t in range(4):
+            state, loss = jax.jit(builder.step)(state, x_tr, y_tr, jnp.int32(t), hyper)
+            losses.append(float(loss))
+    run = T.train(make_model, data, reg, CFG, progress=False)
+    assert run.history["train_loss"].iloc[1] == pytest.approx(np.mean(losses), rel=1e-6)
 
 
 def test_deterministic_given_the_seed(data):
     reg = regulariser("dropout", 0.3)
     a = T.train(make_model, data, reg, CFG, progress=False).history
     b = T.train(make_model, data, reg, CFG, progress=False).history
-    c = T.train(make_model, data, reg, T.Config(**{**CFG.__dict__, "seed": 1}), progress=False)
+    c = T.train(make_model, data, reg, CFG, seed=1, progress=False).history
     pd.testing.assert_frame_equal(a, b)
-    assert not np.allclose(a["train_loss"], c.history["train_loss"])
+    assert not np.allclose(a["test_loss"], c["test_loss"])
 
 
 def test_the_mgs_penalty_lowers_the_trace(data):
@@ -51,16 +72,47 @@ def test_the_mgs_penalty_lowers_the_trace(data):
     assert mgs["trace"].iloc[-1] < 0.5 * none["trace"].iloc[-1]
 
 
+def test_strength_and_learning_rate_are_data_not_program(data):
+    """Two strengths and two learning rates share one compiled step: the cache holds one
+    program for them, and the histories still differ as the numbers say."""
+    T._compiled.cache_clear()
+    reg = regulariser("weight_decay", 1e-3)
+    a = T.train(make_model, data, reg, CFG, progress=False).history
+    b = T.train(make_model, data, regulariser("weight_decay", 1.0), CFG, progress=False).history
+    c = T.train(make_model, data, reg, T.Config(**{**CFG.__dict__, "learning_rate": 0.01}),
+                progress=False).history  # fmt: skip
+    assert T._compiled.cache_info().currsize == 1
+    assert not np.allclose(a["trace"], b["trace"]) and not np.allclose(a["trace"], c["trace"])
+    assert c["lr"].iloc[0] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_step_stays_float32_while_float64_is_on(name, data):
+    """The records need float64; the step must not silently widen the training to it."""
+    reg = regulariser(name, STRENGTH[name], method="hutchinson" if name == "mgs_trace" else "auto")
+    apply_fn, train_fn, params = T.build(make_model, reg, 0)
+    builder = T.make_step(apply_fn, train_fn, reg, CFG, 64)
+    x, y = (jnp.asarray(a) for a in data[:2])
+    with float64():
+        state = builder.init(params, jax.random.key(0))
+        jaxpr = jax.make_jaxpr(builder.step)(state, x, y, jnp.int32(3), T.Hyper.of(reg, CFG))
+        new, _ = jax.jit(builder.step)(state, x, y, jnp.int32(3), T.Hyper.of(reg, CFG))
+    wide = [v for eqn in jaxpr.eqns for v in eqn.outvars
+            if str(v.aval.dtype) == "float64" and np.prod(v.aval.shape) > 1]  # fmt: skip
+    assert not wide, f"float64 arrays in the {name} step: {wide[:3]}"
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(new.params))
+
+
 def test_divergence_is_reported_not_hidden(data):
     cfg = T.Config(**{**CFG.__dict__, "learning_rate": 1e30})
 
     def relu_model(dropout, rngs):  # unbounded activations overflow float32 at this rate
         return FCN(2, 2, depth=2, width=16, dropout=dropout, rngs=rngs)
 
-    with pytest.warns(T.TrainingDiverged, match="diverged between steps"):
+    with pytest.warns(T.TrainingDiverged, match="diverged at step"):
         run = T.train(relu_model, data, regulariser("none"), cfg, progress=False)
     assert run.status == "diverged" and "NaN or inf" in run.message
-    assert len(run.history) >= 1 and np.isfinite(run.history["train_loss"]).all()
+    assert len(run.history) >= 1 and np.isfinite(run.history["test_loss"]).all()
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(run.params))
 
 
@@ -79,23 +131,30 @@ def test_interrupted_run_resumes_to_the_same_history(data, tmp_path, monkeypatch
     path = tmp_path / "ckpt.pkl"
 
     calls = {"n": 0}
-    real_evaluate = T.evaluate
+    real = T.save
 
-    def flaky_evaluate(*args, **kwargs):
+    def flaky(*args):
         calls["n"] += 1
-        if calls["n"] == 7:  # 2 evaluations per record: dies while making the 4th record
+        if calls["n"] == 3:  # Ctrl-C while the third record's checkpoint is being written
             raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
+        return real(*args)
 
-    monkeypatch.setattr(T, "evaluate", flaky_evaluate)
+    monkeypatch.setattr(T, "save", flaky)
     with pytest.warns(T.TrainingDiverged, match="interrupted"):
         partial = T.train(make_model, data, reg, CFG, checkpoint=path, progress=False)
+    monkeypatch.setattr(T, "save", real)
     assert partial.status == "interrupted" and len(partial.history) == 3 and path.exists()
-
-    monkeypatch.setattr(T, "evaluate", real_evaluate)
+    assert len(T.load(path, _fp(path))["records"]) == 2  # the third never reached the disk
     resumed = T.train(make_model, data, reg, CFG, checkpoint=path, progress=False)
     assert resumed.status == "finished"
-    pd.testing.assert_frame_equal(resumed.history, reference, rtol=1e-5)
+    pd.testing.assert_frame_equal(resumed.history, reference, rtol=1e-6)
+
+
+def _fp(path):
+    import pickle
+
+    with open(path, "rb") as f:
+        return pickle.load(f)["fingerprint"]
 
 
 def test_checkpoint_of_another_run_is_refused(data, tmp_path):
@@ -129,15 +188,19 @@ def test_bad_data_is_rejected(data):
         T.train(make_model, (x_tr, y_tr, x_te[:0], y_te[:0]), regulariser("none"), CFG)
 
 
-def test_tune_picks_the_best_final_validation_accuracy(data):
-    x_tr, y_tr, _, _ = data
-    table = T.tune(make_model, (x_tr, y_tr), "weight_decay", [1e-4, 10.0], CFG, progress=False)
-    assert table["best"].sum() == 1
-    best = table.loc[table["best"]].iloc[0]
-    assert best["val_acc"] == table["val_acc"].max()
-    assert best["strength"] == 1e-4  # a weight decay of 10 cannot fit anything
-    cyc = T.tune(make_model, (x_tr, y_tr), "cyclical_lr", [1.0], CFG, progress=False,
-                 cycle_steps=4)  # fmt: skip
-    assert cyc["best"].all()  # extra keywords reach the regulariser
-    with pytest.raises(ValueError, match="val_fraction"):
-        T.tune(make_model, (x_tr, y_tr), "none", [0.0], CFG, val_fraction=1.0)
+def test_evaluate_in_chunks_equals_one_pass(data):
+    apply_fn, _, params = T.build(make_model, regulariser("none"), 0)
+    x, y = jnp.asarray(data[2]), jnp.asarray(data[3])
+    whole = T.evaluate(apply_fn, params, x, y, chunk=len(x))
+    chunked = T.evaluate(apply_fn, params, x, y, chunk=7)  # 32 = 4 x 7 + 4: padding masked
+    np.testing.assert_allclose(whole, chunked, rtol=1e-6)
+    logits = apply_fn(params, x)
+    assert float(whole[1]) == pytest.approx(float(jnp.mean(jnp.argmax(logits, -1) == y)))
+
+
+def test_record_steps_are_evenly_spaced_and_end_at_the_total():
+    assert T.record_steps(16, 5).tolist() == [0, 4, 8, 12, 16]
+    assert T.record_steps(3, 10).tolist() == [0, 1, 2, 3]  # fewer steps than records
+    steps = T.record_steps(3255, 35)
+    assert steps[0] == 0 and steps[-1] == 3255 and len(steps) == 35
+    assert np.ptp(np.diff(steps)) <= 1

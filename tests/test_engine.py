@@ -1,0 +1,206 @@
+"""The batched engine trains exactly the runs the reference loop trains, only together."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from mgs_teach import engine
+from mgs_teach import train as T
+from mgs_teach.data import two_circles_task
+from mgs_teach.models import FCN, Conv, Linear
+from mgs_teach.penalties import NAMES, regulariser
+
+CFG = T.Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
+STRENGTHS = dict(none=(0.0, 0.0), weight_decay=(1e-2, 3e-2), dropout=(0.2, 0.4),
+                 adam=(0.05, 0.1), cyclical_lr=(0.5, 2.0), input_gradient=(0.1, 0.3),
+                 param_gradient=(0.1, 0.3), mgs_trace=(1e-2, 3e-2), mgs_logdet=(1e-2, 3e-2))  # fmt: skip
+COLUMNS = ["step", "epoch", "lr", "train_loss", "test_loss", "test_acc", "trace", "logdet"]
+
+
+def make_model(dropout, rngs):
+    return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
+
+
+def data(seed, noise=0.2):
+    return two_circles_task(64, 32, seed=seed, label_noise=noise)
+
+
+def jobs_for(name, method="auto"):
+    """Three runs of one regulariser: two strengths, two seeds, two learning rates."""
+    s1, s2 = STRENGTHS[name]
+    other = T.Config(**{**CFG.__dict__, "learning_rate": 0.1})
+    mk = lambda s: regulariser(name, s, cycle_steps=5, method=method)  # noqa: E731
+    return [engine.Job(mk(s1), CFG, 0, data(0)), engine.Job(mk(s2), CFG, 1, data(1, 0.3)),
+            engine.Job(mk(s1), other, 2, data(2))]  # fmt: skip
+
+
+def assert_same_history(a, b, rtol=2e-4):
+    x, y = a[COLUMNS].to_numpy(float), b[COLUMNS].to_numpy(float)
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_run_in_a_batch_equals_the_run_alone(name):
+    """Every regulariser: the engine's runs (vmapped together, each its own strength, seed,
+    data and learning rate) have the histories of the same runs in the reference loop."""
+    jobs = jobs_for(name)
+    batched = engine.train_runs(make_model, jobs, share="vmap", progress=False)
+    for job, run in zip(jobs, batched):
+        alone = T.train(make_model, job.data, job.reg, job.config, seed=job.seed, progress=False)
+        assert run.status == alone.status == "finished"
+        assert_same_history(run.history, alone.history)
+        assert (run.history["strength"] == job.reg.strength).all()
+
+
+def test_the_hutchinson_penalty_is_batched_like_the_rest():
+    jobs = jobs_for("mgs_trace", method="hutchinson")
+    for job, run in zip(jobs, engine.train_runs(make_model, jobs, progress=False)):
+        alone = T.train(make_model, job.data, job.reg, job.config, seed=job.seed, progress=False)
+        assert_same_history(run.history, alone.history)
+
+
+def test_serial_sharing_equals_vmap():
+    jobs = jobs_for("dropout")
+    a = engine.train_runs(make_model, jobs, share="vmap", progress=False)
+    b = engine.train_runs(make_model, jobs, share="serial", progress=False)
+    for x, y in zip(a, b):
+        assert_same_history(x.history, y.history)
+
+
+def test_a_diverging_run_is_flagged_and_spares_the_others():
+    def relu_model(dropout, rngs):
+        return FCN(2, 2, depth=2, width=16, dropout=dropout, rngs=rngs)
+
+    wild = T.Config(**{**CFG.__dict__, "learning_rate": 1e30})
+    jobs = [engine.Job(regulariser("none"), CFG, 0, data(0)),
+            engine.Job(regulariser("none"), wild, 1, data(1)),
+            engine.Job(regulariser("none"), CFG, 2, data(2))]  # fmt: skip
+    runs = engine.train_runs(relu_model, jobs, progress=False)
+    assert [r.status for r in runs] == ["finished", "diverged", "finished"]
+    assert "diverged at step" in runs[1].message and len(runs[1].history) < CFG.n_records
+    assert np.isfinite(runs[1].history["test_loss"]).all()
+    for k in (0, 2):
+        alone = T.train(relu_model, jobs[k].data, jobs[k].reg, CFG, seed=k, progress=False)
+        assert_same_history(runs[k].history, alone.history)
+
+
+def test_an_interrupted_group_resumes_from_its_last_chunk(tmp_path, monkeypatch):
+    jobs = jobs_for("weight_decay")
+    reference = engine.train_runs(make_model, jobs, chunk_records=1, progress=False)
+    path = tmp_path / "group.pkl"
+    real, calls = engine.save, {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # killed while saving the third chunk
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(engine, "save", flaky)
+    with pytest.warns(T.TrainingDiverged, match="interrupted"):
+        partial = engine.train_runs(make_model, jobs, chunk_records=1, checkpoint=path,
+                                    progress=False)  # fmt: skip
+    monkeypatch.setattr(engine, "save", real)
+    assert all(r.status == "interrupted" for r in partial) and path.exists()
+    chunks = []
+    real_program = engine._program
+
+    def counting(*args):
+        builder, chunk_fn, init_fn = real_program(*args)
+
+        def counted(*a):
+            chunks.append(1)
+            return chunk_fn(*a)
+
+        return builder, counted, init_fn
+
+    monkeypatch.setattr(engine, "_program", counting)
+    resumed = engine.train_runs(make_model, jobs, chunk_records=1, checkpoint=path, progress=False)
+    assert len(chunks) == CFG.n_records - 2  # only the chunks after the last saved one
+    assert not path.exists()  # a finished group leaves no checkpoint
+    for a, b in zip(resumed, reference):
+        assert a.status == "finished"
+        assert_same_history(a.history, b.history, rtol=1e-6)
+
+
+def test_a_prefix_of_the_records_equals_the_start_of_the_full_run():
+    jobs = jobs_for("mgs_trace")
+    full = engine.train_runs(make_model, jobs, progress=False)
+    head = engine.train_runs(make_model, jobs, n_records=3, progress=False)
+    for a, b in zip(head, full):
+        assert len(a.history) == 3
+        assert_same_history(a.history, b.history.head(3), rtol=1e-6)
+
+
+def test_runs_of_one_group_must_share_a_program():
+    jobs = jobs_for("none")
+    other = T.Config(**{**CFG.__dict__, "batch_size": 8})
+    with pytest.raises(ValueError, match="share everything but the strength"):
+        engine.train_runs(make_model, [jobs[0], jobs[0]._replace(config=other)], progress=False)
+    with pytest.raises(ValueError, match="share data shapes"):
+        engine.train_runs(make_model, [jobs[0], jobs[0]._replace(data=two_circles_task(80, 32))],
+                          progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="share must be one of"):
+        engine.train_runs(make_model, jobs, share="threads")
+
+
+def test_convolutional_models_run_serially_on_a_cpu():
+    from flax import nnx
+
+    class Small(nnx.Module):
+        def __init__(self, rngs):
+            self.c = Conv(1, 2, (3, 3), rngs=rngs)
+            self.o = Linear(2 * 4 * 4, 2, rngs=rngs)
+
+        def __call__(self, x, rngs=None):
+            return self.o(jnp.reshape(jnp.tanh(self.c(x)), (x.shape[0], -1)))
+
+    params = nnx.state(Small(nnx.Rngs(0)), nnx.Param)
+    assert engine.share_for(params, "cpu") == "serial"
+    assert engine.share_for(params, "gpu") == "vmap"
+    assert engine.share_for(nnx.state(make_model(0.0, nnx.Rngs(0)), nnx.Param), "cpu") == "vmap"
+
+
+SHARDED = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np
+    assert len(jax.devices()) == 2, jax.devices()
+    from mgs_teach import engine, train as T
+    from mgs_teach.data import two_circles_task
+    from mgs_teach.models import FCN
+    from mgs_teach.penalties import regulariser
+    def make_model(dropout, rngs):
+        return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
+    cfg = T.Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
+    jobs = [engine.Job(regulariser("mgs_trace", s), cfg, k, two_circles_task(64, 32, seed=k))
+            for k, s in enumerate((1e-2, 3e-2, 1e-3))]
+    sharded = engine.train_runs(make_model, jobs, progress=False)
+    single = engine.train_runs(make_model, jobs, devices=jax.devices()[:1], progress=False)
+    cols = ["test_loss", "test_acc", "trace", "logdet"]
+    for a, b in zip(sharded, single):
+        np.testing.assert_allclose(a.history[cols], b.history[cols], rtol=1e-5)
+    print("SHARDED OK", len(sharded))
+""")
+
+
+def test_the_run_axis_shards_over_devices():
+    """Three runs on two forced host devices (padded to four) equal the same on one."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
+                          env=env, timeout=600)  # fmt: skip
+    assert "SHARDED OK 3" in done.stdout, done.stderr[-3000:]
+
+
+def test_history_columns_match_the_reference_loop():
+    (run,) = engine.train_runs(make_model, jobs_for("none")[:1], progress=False)
+    alone = T.train(make_model, data(0), regulariser("none"), CFG, progress=False)
+    assert list(run.history.columns) == list(alone.history.columns)
+    assert isinstance(run.history, pd.DataFrame)
+    assert jax.tree.structure(run.params) == jax.tree.structure(alone.params)

@@ -1,0 +1,80 @@
+"""The three MNIST plans are literal frozen values with the sizes the chapter promises."""
+
+import dataclasses
+
+import pytest
+
+from mgs_teach import plans
+from mgs_teach.experiments import Experiment
+
+
+def test_plans_are_frozen_values():
+    for plan in plans.PLANS.values():
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            plan.n_records = 1  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            plan.tables[0].epochs = 1  # type: ignore[misc]
+        assert hash(plan) == hash(dataclasses.replace(plan))
+    assert set(plans.PLANS) == {"quick", "cpu", "paper"}
+
+
+def test_the_cpu_plan_tests_the_claim_at_the_papers_networks():
+    cpu = plans.CPU
+    by_name = {t.name: t for t in cpu.tables}
+    assert {t.model.name for t in cpu.tables} == {"lenet5", "fcn-6x300"}
+    for table in cpu.tables:
+        assert table.n_train == 3000 and table.runs >= 3
+        assert table.noises == (0.0, 0.3, 0.6, 0.8)
+    assert by_name["table1"].trace_method == "hutchinson" and cpu.trace_check is not None
+    tuned = {name for name, _ in cpu.tuning.candidates}
+    assert tuned == {"dropout", "weight_decay", "param_gradient", "mgs_trace"}
+    assert cpu.source == "offline"
+
+
+def test_the_paper_plan_has_the_papers_sizes():
+    paper = plans.PAPER
+    for table in paper.tables:
+        assert (table.epochs, table.runs, table.n_train) == (400, 10, 3000)
+    assert (paper.tuning.epochs, paper.tuning.runs, paper.tuning.label_noise) == (100, 5, 0.5)
+    assert paper.figure3.model.kind == "alexnet"
+    assert paper.figure3.regularisers == plans.FIGURE3_REGULARISERS
+    axes = [axis for axis, _ in paper.figure4.changes]
+    assert axes == ["n_train", "label_noise", "batch_size", "learning_rate", "epochs"]
+    assert paper.n_records == 100
+
+
+def test_grids_use_the_tuned_strengths_and_change_one_setting_at_a_time():
+    best = {"lenet5": {"mgs_trace": 1e-4, "dropout": 0.1}}
+    grids = plans.PAPER.grids(best)
+    table1 = grids["table1"]
+    assert all(isinstance(e, Experiment) for g in grids.values() for e in g)
+    assert {e.regulariser.name for e in table1} == set(plans.TABLE_METHODS.values())
+    assert {e.regulariser.strength for e in table1 if e.regulariser.name == "mgs_trace"} == {1e-4}
+    assert sorted({e.data.label_noise for e in table1}) == [0.0, 0.3, 0.6, 0.8]
+    middle = grids["figure4"][0]
+    for e in grids["figure4"]:
+        changed = [f for f in ("n_train", "label_noise", "batch_size", "learning_rate", "epochs")
+                   if _get(e, f) != _get(middle.replace(regulariser=e.regulariser), f)]  # fmt: skip
+        assert len(changed) <= 1
+    check = plans.CPU.grids({})["trace_check"]
+    assert [e.regulariser.method for e in check] == ["auto", "hutchinson"]
+
+
+def _get(e, field):
+    for part in (e.data, e.config):
+        if hasattr(part, field):
+            return getattr(part, field)
+    raise AttributeError(field)
+
+
+def test_every_network_is_tuned_once_with_the_methods_it_uses():
+    bases = plans.PAPER.tuning_bases()
+    assert set(bases) == {"lenet5", "fcn-6x300", "alexnet"}
+    assert set(bases["alexnet"][1]) == set(plans.FIGURE3_REGULARISERS) - {"none"}
+    base, _, options = plans.CPU.tuning_bases()["lenet5"]
+    assert options["mgs_trace"] == {"method": "hutchinson"}  # tuned as it trains
+    assert options["dropout"] == {}
+    assert base.data.label_noise == 0.5 and base.config.epochs == plans.CPU.tuning.epochs
+    table1 = plans.CPU.grids({})["table1"]
+    assert {e.regulariser.method for e in table1 if e.regulariser.name == "mgs_trace"} == {"hutchinson"}
+    assert {e.regulariser.method for e in table1 if e.regulariser.name != "mgs_trace"} == {"auto"}
