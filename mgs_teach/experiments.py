@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from mgs_teach import data as D
 from mgs_teach import engine
 from mgs_teach.models import FCN, AlexNet, LeNet5
-from mgs_teach.penalties import Regulariser, regulariser
+from mgs_teach.penalties import Regulariser
 from mgs_teach.train import Config, program_key
 
 __all__ = [
@@ -174,7 +174,12 @@ class DataSpec:
             y_noisy = D.flip_labels(y[:n], self.label_noise, n_classes=2, seed=seed + 1,
                                     convention=self.noise)  # fmt: skip
             if self.n_val:
-                return x[: self.n_train], y_noisy[: self.n_train], x[self.n_train : n], y_noisy[self.n_train :]
+                return (
+                    x[: self.n_train],
+                    y_noisy[: self.n_train],
+                    x[self.n_train : n],
+                    y_noisy[self.n_train :],
+                )
             return x[:n], y_noisy, x[n:], y[n:]
         pool = _mnist(self.source)
         n = self.n_train + self.n_val
@@ -182,7 +187,12 @@ class DataSpec:
                                                    convention=self.noise, blur=self.blur,
                                                    seed=seed, data=pool)  # fmt: skip
         if self.n_val:
-            return x_tr[: self.n_train], y_tr[: self.n_train], x_tr[self.n_train :], y_tr[self.n_train :]
+            return (
+                x_tr[: self.n_train],
+                y_tr[: self.n_train],
+                x_tr[self.n_train :],
+                y_tr[self.n_train :],
+            )
         return x_tr, y_tr, x_te, y_te
 
 
@@ -318,6 +328,7 @@ def run_grid(
     max_group: int = 64,
     progress: bool = True,
     n_records: int | None = None,
+    params: dict | None = None,
 ) -> pd.DataFrame:
     """Train every experiment for every seed, resumably, and return all histories.
 
@@ -344,6 +355,9 @@ def run_grid(
     n_records : int, optional
         Train only a prefix of every run (its first ``n_records`` records), into memory:
         nothing is read from or written to ``out``.
+    params : dict, optional
+        If given, filled with ``{(experiment.key, seed): final parameters}`` of the runs this
+        call trains (runs read back from ``out`` have no parameters stored).
 
     Returns
     -------
@@ -366,7 +380,7 @@ def run_grid(
     batches = [members[i : i + max_group] for members in groups.values()
                for i in range(0, len(members), max_group)]  # fmt: skip
     frames = {}
-    bar = tqdm(total=len(todo), disable=not progress, unit="run", desc="grid")
+    bar = tqdm(total=len(todo), disable=not progress, bar_format=engine.BAR_FORMAT, desc="grid")
     try:
         for members in batches:
             first = members[0][0]
@@ -380,6 +394,8 @@ def run_grid(
             if any(r.status == "interrupted" for r in results):
                 raise KeyboardInterrupt("grid interrupted; run the same command again to resume")
             for (e, s), r in zip(members, results):
+                if params is not None:
+                    params[e.key, s] = r.params
                 frame = r.history.assign(status=r.status)
                 if n_records is not None:
                     frames[e.key, s] = _with_fields(frame, e, s)
@@ -435,25 +451,37 @@ def summarise(
     metric : str
     last : int
     include_failed : bool
-        Also aggregate runs whose ``status`` is not ``"finished"``.
+        Also aggregate runs whose ``status`` is not ``"finished"`` (their histories stop
+        where they diverged).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``by + [final, sd, max, runs]``.
+        Columns ``by + [final, sd, max, runs, diverged]``: ``runs`` counts the runs
+        aggregated, ``diverged`` those left out because they did not finish. A group whose
+        runs all diverged keeps its row, with NaN statistics.
     """
-    if not include_failed and "status" in runs:
-        runs = runs[runs["status"] == "finished"]
     rows = []
     for group, frame in runs.groupby(list(by), sort=False):
-        finals = frame.groupby("seed").apply(
-            lambda r: r.sort_values("step")[metric].tail(last).mean(), include_groups=False
+        status = frame.groupby("seed")["status"].first() if "status" in frame else None
+        failed = 0 if status is None else int((status != "finished").sum())
+        if not include_failed and status is not None:
+            frame = frame[frame["seed"].isin(status.index[status == "finished"])]
+        finals = (
+            frame.groupby("seed").apply(
+                lambda r: r.sort_values("step")[metric].tail(last).mean(), include_groups=False
+            )
+            if len(frame)
+            else pd.Series(dtype=float)
         )
         curve = frame.groupby("step")[metric].mean()
         group = group if isinstance(group, tuple) else (group,)
-        rows.append({**dict(zip(by, group)), "final": finals.mean(),
+        rows.append({**dict(zip(by, group)),
+                     "final": finals.mean() if len(finals) else float("nan"),
                      "sd": finals.std(ddof=1) if len(finals) > 1 else float("nan"),
-                     "max": curve.max(), "runs": len(finals)})  # fmt: skip
+                     "max": curve.max() if len(curve) else float("nan"),
+                     "runs": len(finals),
+                     "diverged": failed if not include_failed else 0})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -537,7 +565,11 @@ def tune(
         ok = frame[frame["status"] == "finished"]
         diverged = ok["seed"].nunique() < len(seeds)
         acc = summarise(ok, ["key"])["final"] if len(ok) else pd.Series(dtype=float)
-        loss = summarise(ok, ["key"], metric="test_loss")["final"] if len(ok) else pd.Series(dtype=float)
+        loss = (
+            summarise(ok, ["key"], metric="test_loss")["final"]
+            if len(ok)
+            else pd.Series(dtype=float)
+        )
         rows.append(dict(regulariser=e.regulariser.name, strength=e.regulariser.strength,
                          val_acc=-np.inf if diverged or acc.empty else float(acc.iloc[0]),
                          val_loss=np.inf if diverged or loss.empty else float(loss.iloc[0]),
@@ -603,18 +635,24 @@ def run_mnist(
             _require(grid, seeds, out / "tuning")
         elif shard is not None:
             run_grid(grid, seeds, out / "tuning", shard=shard, progress=progress)
-            missing = [e.key for e in grid for s in seeds if not _csv(out / "tuning", e, s).exists()]
+            missing = [
+                e.key for e in grid for s in seeds if not _csv(out / "tuning", e, s).exists()
+            ]
             if missing:
-                raise RuntimeError(f"shard {shard[0]}/{shard[1]}: its tuning share is done, but "
-                                   f"{len(missing)} tuning runs of other shards are missing; "
-                                   "run every shard's tuning, then the shards again for the grids")  # fmt: skip
+                raise RuntimeError(
+                    f"shard {shard[0]}/{shard[1]}: its tuning share is done, but "
+                    f"{len(missing)} tuning runs of other shards are missing; "
+                    "run every shard's tuning, then the shards again for the grids"
+                )
         best[name], table = tune(base, candidates, seeds, out / "tuning", n_val=plan.tuning.n_val,
                                  options=options, progress=progress)  # fmt: skip
         tables.append(table.assign(model=name))
     if train and shard is None:
         _write_atomic(out / "best_strengths.json", json.dumps(best, indent=1))
-    results: dict[str, Any] = {"best": best,
-                               "tuning": pd.concat(tables, ignore_index=True) if tables else None}  # fmt: skip
+    results: dict[str, Any] = {
+        "best": best,
+        "tuning": pd.concat(tables, ignore_index=True) if tables else None,
+    }
     for name, grid in plan.grids(best).items():
         seeds = range(plan.runs_of(name))
         if not train:
@@ -654,24 +692,104 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
     """The compact summary of a plan's results (``summary.json``).
 
     For each table, noise level and method: the final mean, the sd and the max of the test
-    accuracy in percent (:func:`summarise`), and the runs behind them; plus the tuned
-    strengths.
+    accuracy in percent (:func:`summarise`), the runs behind them and the runs that diverged
+    (``null`` statistics when every run did); plus the tuned strengths.
     """
     from mgs_teach.plans import TABLE_METHODS
 
     names = {r: m for m, r in TABLE_METHODS.items()}
     tables: dict[str, Any] = {}
+
+    def pct(v: float) -> float | None:
+        return None if np.isnan(v) else round(100 * v, 2)
+
     for t in plan.tables:
         table = summarise(results[t.name], ["label_noise", "regulariser"])
         entry: dict[str, Any] = {}
         for row in table.itertuples():
             entry.setdefault(f"{row.label_noise:.0%}", {})[names[row.regulariser]] = dict(
-                final=round(100 * row.final, 2),
-                sd=None if np.isnan(row.sd) else round(100 * row.sd, 2),
-                max=round(100 * row.max, 2), runs=int(row.runs))  # fmt: skip
+                final=pct(row.final), sd=pct(row.sd), max=pct(row.max), runs=int(row.runs),
+                diverged=int(row.diverged))  # fmt: skip
         tables[t.name] = dict(model=t.model.name, n_train=t.n_train, epochs=t.epochs,
                               runs=t.runs, entries=entry)  # fmt: skip
     return dict(plan=plan.name, best_strengths=results["best"], tables=tables)
+
+
+#: Cost of a step of each regulariser relative to a plain step (``none``), for
+#: :func:`budget`: the ones the training benchmark does not time, measured on this project's
+#: 2-core CPU (FCN 6 x 300 and LeNet-5, batch 32; the larger of the two). Dropout, weight
+#: decay and the optimiser changes cost what a plain step costs; the gradient penalties
+#: differentiate twice; the log-det forms and factors the kernel.
+STEP_COST = {"none": 1.0, "dropout": 1.0, "weight_decay": 1.0, "adam": 1.0, "cyclical_lr": 1.0,
+             "param_gradient": 2.6, "input_gradient": 2.6, "mgs_logdet": 1.5}  # fmt: skip
+
+
+def budget(plan: Any, rates: Sequence[dict]) -> pd.DataFrame:
+    """A plan's wall time estimated from the training benchmark's measured rates.
+
+    Every grid (and the tuning) is counted in optimiser steps per network and regulariser;
+    each count is divided by the measured steps per second per run of the batched engine
+    for that network (``none`` and ``mgs_trace`` are measured; other regularisers scale the
+    plain rate by :data:`STEP_COST`, ``mgs_logdet`` the trace's), at the largest measured
+    number of runs not above the group's. Records and compilation are not included.
+
+    Parameters
+    ----------
+    plan : mgs_teach.plans.MNISTPlan
+    rates : sequence of dict
+        Rows of ``python -m mgs_teach.bench training --json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per part (``tuning`` or a grid) and network: ``runs``, ``run_steps`` and
+        ``seconds`` (NaN where a network's rate was not measured).
+    """
+    from mgs_teach.plans import TABLE_METHODS  # noqa: F401 - plans imports this module
+
+    measured: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    names = {"fcn-6x300": "fcn", "lenet5": "lenet5", "alexnet": "alexnet"}
+    for r in rates:
+        if r["engine"] == "batched":
+            measured.setdefault((r["model"], r["penalty"]), []).append(
+                (r["runs"], r["steps_per_s_per_run"]))  # fmt: skip
+
+    def rate(model: str, reg: str, group: int) -> float:
+        penalty = "mgs_trace" if reg in ("mgs_trace", "mgs_logdet") else "none"
+        options = sorted(measured.get((names.get(model, model), penalty), []))
+        if not options:
+            return float("nan")
+        fit = [v for n, v in options if n <= group] or [options[0][1]]
+        factor = 1.5 if reg == "mgs_logdet" else STEP_COST.get(reg, 1.0)
+        return fit[-1] / factor
+
+    parts: list[tuple[str, list[Experiment], int]] = []
+    for base, candidates, options in plan.tuning_bases().values():
+        parts.append(("tuning", tuning_grid(base, candidates, plan.tuning.n_val, options),
+                      plan.tuning.runs))  # fmt: skip
+    parts += [(name, grid, plan.runs_of(name)) for name, grid in plan.grids({}).items()]
+    rows = []
+    for part, grid, seeds in parts:
+        groups: dict[tuple, list[Experiment]] = {}
+        for e in grid:
+            groups.setdefault(e.program, []).append(e)
+        for members in groups.values():
+            e = members[0]
+            n = len(members) * seeds
+            steps = n * e.config.total_steps(e.data.n_train)
+            rows.append(
+                dict(
+                    part=part,
+                    model=e.model.name,
+                    regulariser=e.regulariser.name,
+                    runs=n,
+                    run_steps=steps,
+                    seconds=steps / rate(e.model.name, e.regulariser.name, n),
+                )
+            )
+    table = pd.DataFrame(rows)
+    return table.groupby(["part", "model"], sort=False)[["runs", "run_steps", "seconds"]].sum(
+        min_count=1).reset_index()  # fmt: skip
 
 
 def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
@@ -722,12 +840,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     mnist = sub.add_parser("mnist", help="the chapter 'MGS on corrupted MNIST'")
     mnist.add_argument("--plan", default="cpu", choices=sorted(PLANS))
     mnist.add_argument("--out", default=None, help="results folder (default results/mnist-PLAN)")
-    mnist.add_argument("--shard", default=None, metavar="I/N",
-                       help="train only the I-th of N disjoint parts (0 <= I < N)")
-    mnist.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                       help="stop cleanly after this long; the next call continues")
+    mnist.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="train only the I-th of N disjoint parts (0 <= I < N)",
+    )
+    mnist.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop cleanly after this long; the next call continues",
+    )
     mnist.add_argument("--no-progress", action="store_true")
+    cost = sub.add_parser("budget", help="a plan's wall time from measured rates")
+    cost.add_argument("--plan", default="paper", choices=sorted(PLANS))
+    cost.add_argument(
+        "--rates", type=Path, required=True, help="JSON of python -m mgs_teach.bench training"
+    )
     args = parser.parse_args(argv)
+    if args.experiment == "budget":
+        table = budget(PLANS[args.plan], json.loads(args.rates.read_text()))
+        print(table.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+        total = table["seconds"].sum(min_count=1)
+        print(f"plan {args.plan}: about {total / 60:.1f} minutes of training (records and "
+              "compilation not included)" if np.isfinite(total) else
+              "some networks have no measured rate: time them with --models")  # fmt: skip
+        return 0
 
     plan = PLANS[args.plan]
     out = Path(args.out or f"results/mnist-{plan.name}")
@@ -736,13 +876,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         i, n = (int(v) for v in args.shard.split("/"))
         shard = (i, n)
     start = time.time()
-    previous = json.loads((out / "provenance.json").read_text()) if (out / "provenance.json").exists() else {}
+    previous = (
+        json.loads((out / "provenance.json").read_text())
+        if (out / "provenance.json").exists()
+        else {}
+    )
     provenance = _provenance(argv, plan, start)
     provenance["earlier_wall_s"] = previous.get("wall_s", 0.0) + previous.get("earlier_wall_s", 0.0)
     if shard is None:
         _write_atomic(out / "provenance.json", json.dumps({**provenance, "status": "running"},
                                                           indent=1))  # fmt: skip
     if args.time_limit:
+
         def expire(*_: Any) -> None:
             raise Deadline(f"time limit of {args.time_limit:g} s reached")
 
@@ -755,6 +900,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = "partial"
         print(f"stopped ({err or 'interrupted'}); finished runs are kept: run the same command "
               "again to continue")  # fmt: skip
+    except RuntimeError as err:  # a shard waiting for the other shards' tuning
+        if shard is None:
+            raise
+        print(err)
+        return 4
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     end = time.time()
@@ -768,7 +918,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _write_atomic(out / "provenance.json", json.dumps(provenance, indent=1))
     if status == "finished":
         _write_atomic(out / "summary.json", json.dumps(mnist_summary(results, plan), indent=1))
-        print(f"finished in {end - start:.0f} s; results, provenance.json and summary.json in {out}")
+        print(
+            f"finished in {end - start:.0f} s; results, provenance.json and summary.json in {out}"
+        )
     return 0 if status == "finished" else 3
 
 

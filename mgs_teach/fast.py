@@ -56,7 +56,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 Params = Any
 ApplyFn = Callable[[Params, jax.Array], jax.Array]
 
@@ -128,7 +127,9 @@ def tap(z: jax.Array, a: jax.Array, layer: Any) -> jax.Array:
 
 
 def _variables(layer: Any) -> list[Any]:
-    return [v for v in (getattr(layer, "kernel", None), getattr(layer, "bias", None)) if v is not None]
+    return [
+        v for v in (getattr(layer, "kernel", None), getattr(layer, "bias", None)) if v is not None
+    ]
 
 
 def _recompute(layer: Any, a: jax.Array, shadow: dict) -> jax.Array:
@@ -226,7 +227,9 @@ def _leaking_parameters(apply_fn: ApplyFn, params: Params, x: jax.Array) -> list
     dependence analysis of the jaxpr: an equation's outputs depend on all of its inputs).
     """
     spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), params)
-    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(spec)[0]]
+    paths = [
+        jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(spec)[0]
+    ]
 
     def shadowed(p: Params, xx: jax.Array) -> jax.Array:
         stand_ins = {id(leaf): jnp.zeros(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(p)}
@@ -400,7 +403,9 @@ def structured_trace(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Arr
     """
     x = jnp.asarray(x)
     recorder = _structured(apply_fn, params, x)
-    return jnp.sum(_per_sample_sq_norms(apply_fn, params, x, recorder, _one_hot(apply_fn, params, x)))
+    return jnp.sum(
+        _per_sample_sq_norms(apply_fn, params, x, recorder, _one_hot(apply_fn, params, x))
+    )
 
 
 def _one_hot(apply_fn: ApplyFn, params: Params, x: jax.Array) -> jax.Array:

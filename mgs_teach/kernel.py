@@ -160,7 +160,9 @@ def batch_dependence(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | N
     str or None
         A sentence saying how the samples are mixed, or ``None`` if they are independent.
     """
-    return remember(apply_fn, params, x, "batch_dependence", lambda: _batch_dependence(apply_fn, params, x))
+    return remember(
+        apply_fn, params, x, "batch_dependence", lambda: _batch_dependence(apply_fn, params, x)
+    )
 
 
 def _batch_dependence(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | None:
@@ -313,7 +315,9 @@ def mgs_kernel(
         The model's outputs on ``x`` (or ``x2``) are not finite.
     """
     if method not in ("jacobian", "structured", "auto"):
-        raise ValueError(f"unknown kernel method {method!r}; use 'jacobian', 'structured' or 'auto'")
+        raise ValueError(
+            f"unknown kernel method {method!r}; use 'jacobian', 'structured' or 'auto'"
+        )
     if x2 is None and method != "jacobian":
         from mgs_teach import fast
 
@@ -378,6 +382,8 @@ def mgs_trace(
         raise ValueError(f"unknown trace method {method!r}; choose one of {TRACE_METHODS}")
     from mgs_teach import fast  # fast builds on this module
 
+    _check_params(params)
+    x = _check_batch(x)
     if method == "hutchinson":
         if key is None:
             raise ValueError("method='hutchinson' needs a PRNG key: pass key=jax.random.key(...)")

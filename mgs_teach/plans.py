@@ -246,14 +246,19 @@ class MNISTPlan:
             ]  # fmt: skip
         if self.figure3 is not None:
             f = self.figure3
-            grids["figure3"] = [self.base(f.model, f.n_train, f.label_noise, f.epochs)
-                                .replace(regulariser=reg(f.model, r)) for r in f.regularisers]  # fmt: skip
+            grids["figure3"] = [
+                self.base(f.model, f.n_train, f.label_noise, f.epochs).replace(
+                    regulariser=reg(f.model, r)
+                )
+                for r in f.regularisers
+            ]
         if self.figure4 is not None:
             f = self.figure4
             grid = []
             for r in f.methods:
                 middle = self.base(f.model, f.n_train, f.label_noise, f.epochs).replace(
-                    regulariser=reg(f.model, r))
+                    regulariser=reg(f.model, r)
+                )
                 grid.append(middle)
                 grid += [middle.replace(**{axis: v}) for axis, values in f.changes for v in values]
             grids["figure4"] = grid

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DIVERGING",
     "METRIC_LABELS",
+    "MIN_TEXT_PX",
     "OKABE_ITO",
+    "PAGE_WIDTH_PX",
     "SEQUENTIAL",
     "audit",
     "decision_boundary",
@@ -73,12 +75,24 @@ def style() -> None:
     _audit_displayed_figures()
 
 
+#: Width of the book's content column, in pixels: a wider figure is shown scaled down to it.
+PAGE_WIDTH_PX = 690
+#: Smallest height of text, in pixels on the page, that a reader can still read.
+MIN_TEXT_PX = 8.0
+
+
 def audit(fig: plt.Figure) -> list[str]:
-    """What a reader would miss in a figure: axes that show numbers but no label.
+    """What a reader would miss in a figure: unlabelled axes, and text too small to read.
 
     An axis counts if its tick labels are visible; a label on any axes that shares it (as
     in ``plt.subplots(sharey=True)``) is enough. Polar and 3-d axes and axes switched off
-    (images, legends) are not checked. Colour bars are axes too: label them.
+    (images, legends) are not checked for labels. Colour bars are axes too: label them.
+
+    Legibility: the page shows a figure at its pixel width (``figwidth * dpi``) or, if wider
+    than the content column (:data:`PAGE_WIDTH_PX`), scaled down to it. Every visible text
+    (ticks, labels, titles, legends, annotations) must then be at least :data:`MIN_TEXT_PX`
+    pixels tall: a wide, many-panel figure with a long legend fails, and should stack its
+    panels or enlarge its fonts.
 
     Returns
     -------
@@ -87,6 +101,25 @@ def audit(fig: plt.Figure) -> list[str]:
     """
     fig.draw_without_rendering()  # tick labels get their text when drawn
     problems = []
+    scale = min(1.0, PAGE_WIDTH_PX / (fig.get_figwidth() * fig.dpi))
+    small: dict[float, str] = {}
+    for text in fig.findobj(mpl.text.Text):
+        if (
+            not (text.get_visible() and text.get_text().strip())
+            or text.axes is not None
+            and (not text.axes.get_visible())
+        ):
+            continue
+        px = text.get_fontsize() * fig.dpi / 72 * scale
+        if px < MIN_TEXT_PX:
+            small.setdefault(round(px, 1), text.get_text().strip()[:30])
+    if small:
+        px = min(small)
+        problems.append(
+            f"text such as {small[px]!r} would be {px:.1f} px tall at the page's width "
+            f"({PAGE_WIDTH_PX} px for a {fig.get_figwidth():.1f}-inch figure): stack the panels "
+            f"or enlarge the fonts (at least {MIN_TEXT_PX:g} px)"
+        )
     for ax in fig.axes:
         if not (ax.get_visible() and ax.axison) or ax.name != "rectilinear":
             continue
@@ -198,6 +231,8 @@ def history(
     x: str = "epoch",
     axes: np.ndarray | None = None,
     logy: tuple[str, ...] = ("trace",),
+    band: bool = False,
+    legend: bool = True,
 ) -> np.ndarray:
     """Plot training histories, one panel per metric and one line per value of ``by``.
 
@@ -213,28 +248,48 @@ def history(
         Column on the horizontal axis.
     logy : tuple of str
         Metrics drawn on a logarithmic axis; their axis label says "log scale".
+    band : bool
+        Shade one standard error of the mean over runs (``seed``) around each line.
+    legend : bool
+        Draw the legend: below the panels, outside them, when the figure uses the
+        constrained layout (so that many entries never cover the curves), else in the last
+        panel.
 
     Returns
     -------
     array of matplotlib Axes
     """
     if axes is None:
-        _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8),
+        _, axes = plt.subplots(1, len(metrics), figsize=(min(9.0, 3.2 * len(metrics)), 3.6),
                                layout="constrained")  # fmt: skip
     axes = np.atleast_1d(axes)
     groups = list(frame.groupby(by, sort=False))
     for i, (name, group) in enumerate(groups):
-        mean = group.groupby(x)[list(metrics)].mean(numeric_only=True)
+        values = group.replace([np.inf, -np.inf], np.nan)
+        stats = values.groupby(x)[list(metrics)]
+        mean = stats.mean(numeric_only=True)
         style_ = dict(color=OKABE_ITO[i % len(OKABE_ITO)], ls=["-", "--", ":"][i // len(OKABE_ITO)])
         for ax, metric in zip(axes, metrics):
             ax.plot(mean.index, mean[metric], label=str(name), lw=1.6, **style_)
+            if band and "seed" in group and group["seed"].nunique() > 1:
+                se = stats.std()[metric] / np.sqrt(stats.count()[metric])
+                ax.fill_between(mean.index, mean[metric] - se, mean[metric] + se,
+                                color=style_["color"], alpha=0.18, lw=0)  # fmt: skip
     for ax, metric in zip(axes, metrics):
         label = METRIC_LABELS.get(metric, metric)
         if metric in logy:
             ax.set_yscale("log")
             label = label[:-1] + ", log scale)" if label.endswith(")") else label + " (log scale)"
         ax.set(xlabel=x, ylabel=label)
-    axes[-1].legend(fontsize=8, loc="best")
+    if legend:
+        fig = axes[0].figure
+        engine = fig.get_layout_engine()
+        if engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine":
+            handles, labels = axes[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside lower center", fontsize=9,
+                       ncols=min(len(labels), 5), frameon=False)  # fmt: skip
+        else:
+            axes[-1].legend(fontsize=8, loc="best")
     return axes
 
 

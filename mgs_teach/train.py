@@ -341,8 +341,12 @@ def evaluate(
     size = min(chunk, n)
     n_chunks = -(-n // size)
     pad = n_chunks * size - n
-    xs = jnp.reshape(jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)), (n_chunks, size, *x.shape[1:]))
-    ys = jnp.reshape(jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)), (n_chunks, size, *y.shape[1:]))
+    xs = jnp.reshape(
+        jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)), (n_chunks, size, *x.shape[1:])
+    )
+    ys = jnp.reshape(
+        jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)), (n_chunks, size, *y.shape[1:])
+    )
     mask = jnp.reshape(jnp.arange(n_chunks * size) < n, (n_chunks, size))
 
     def one(args: tuple) -> tuple[jax.Array, jax.Array]:
@@ -551,7 +555,19 @@ def program_key(reg: Regulariser, config: Config) -> tuple[Regulariser, Config]:
     strength and learning rate, which :class:`Hyper` passes as numbers.
     """
     canonical = 0.5 if reg.name in ("dropout", "adam") else 0.0
-    return dataclasses.replace(reg, strength=canonical), dataclasses.replace(config, learning_rate=1.0)
+    return dataclasses.replace(reg, strength=canonical), dataclasses.replace(
+        config, learning_rate=1.0
+    )
+
+
+def compile_key(reg: Regulariser, config: Config) -> tuple[Regulariser, Config]:
+    """:func:`program_key` with the run's length fixed too: what a compiled step depends on.
+
+    The number of epochs and of records only decide how often the compiled step is called
+    and when the records are made, never what the step computes.
+    """
+    reg, config = program_key(reg, config)
+    return reg, dataclasses.replace(config, epochs=1, n_records=1)
 
 
 @functools.lru_cache(maxsize=32)
@@ -620,7 +636,7 @@ def train(
     x_tr, y_tr, x_te, y_te = _check_data(data, config)
     params = build(make_model, reg, seed)[2]
     n_train = len(x_tr)
-    builder, step, record = _compiled(make_model, *program_key(reg, config), n_train)
+    builder, step, record = _compiled(make_model, *compile_key(reg, config), n_train)
     total = config.total_steps(n_train)
     steps = record_steps(total, config.n_records)
     hyper = Hyper.of(reg, config)
@@ -642,7 +658,7 @@ def train(
         status, message = "finished", ""
         bar = tqdm(total=total, initial=t, disable=not progress, leave=False, desc=reg.name)
         try:
-            for target in steps[len(records):]:
+            for target in steps[len(records) :]:
                 while t < target:
                     state, loss = step(state, x_tr, y_tr, jnp.int32(t), hyper)
                     losses.append(loss)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from flax import nnx
 
@@ -33,7 +32,7 @@ from mgs_teach import engine, plots
 from mgs_teach.experiments import DataSpec, ModelSpec
 from mgs_teach.models import functional
 from mgs_teach.penalties import Regulariser
-from mgs_teach.train import Config, program_key
+from mgs_teach.train import Config, compile_key
 
 __all__ = ["STRENGTHS", "Fit", "compiles", "explorer", "fit", "fit_and_plot", "static_grid"]
 
@@ -89,10 +88,19 @@ def _parts(strength: float, label_noise: float, width: int, learning_rate: float
 
 def compiles(width: int, depth: int = 2, **kwargs: Any) -> bool:
     """Whether :func:`fit` with this shape will compile (it has not run at this shape yet)."""
-    model, data, reg, config = _parts(0.0, 0.0, width, 0.3, depth, kwargs.get("epochs", 150),
-                                      kwargs.get("n_train", 192), kwargs.get("n_test", 500),
-                                      kwargs.get("batch_size", 32), kwargs.get("n_records", 30))  # fmt: skip
-    return (model, *program_key(reg, config), data.n_train) not in _SEEN
+    model, data, reg, config = _parts(
+        0.0,
+        0.0,
+        width,
+        0.3,
+        depth,
+        kwargs.get("epochs", 150),
+        kwargs.get("n_train", 192),
+        kwargs.get("n_test", 500),
+        kwargs.get("batch_size", 32),
+        kwargs.get("n_records", 30),
+    )
+    return (model, *compile_key(reg, config), data.n_train) not in _SEEN
 
 
 _SEEN: set = set()
@@ -123,13 +131,23 @@ def fit(
             f"need strength >= 0, learning_rate > 0, 0 <= label_noise <= 1; got {strength}, "
             f"{learning_rate}, {label_noise}"
         )
-    model, data_spec, reg, config = _parts(strength, label_noise, width, learning_rate, depth,
-                                           epochs, n_train, n_test, batch_size, n_records)  # fmt: skip
+    model, data_spec, reg, config = _parts(
+        strength,
+        label_noise,
+        width,
+        learning_rate,
+        depth,
+        epochs,
+        n_train,
+        n_test,
+        batch_size,
+        n_records,
+    )
     data = data_spec.load(seed)
     start = time.perf_counter()
     (run,) = engine.train_runs(model, [engine.Job(reg, config, seed, data)], progress=False)
     seconds = time.perf_counter() - start
-    _SEEN.add((model, *program_key(reg, config), data_spec.n_train))
+    _SEEN.add((model, *compile_key(reg, config), data_spec.n_train))
     apply_fn = functional(model(rngs=nnx.Rngs(seed)))[0]
     return Fit(run.history, apply_fn, run.params, data, seconds, run.status)
 
@@ -161,7 +179,7 @@ def fit_and_plot(
         ax.set_axis_off()
         fig.suptitle(f"λ = {strength:g}: diverged")
         return fig, result
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), layout="constrained")
     x_tr, y_tr = result.data[:2]
     plots.decision_boundary(result.apply_fn, result.params, x_tr, y_tr, ax=axes[0],
                             title="decision boundary (noisy training labels)")  # fmt: skip
@@ -236,7 +254,9 @@ def explorer(
             output.clear_output(wait=True)
             display(fig)
             plt.close(fig)
-        status.value = f"retrained in {result.seconds:.2f} s" + (" (compiled first)" if new_shape else "")
+        status.value = f"retrained in {result.seconds:.2f} s" + (
+            " (compiled first)" if new_shape else ""
+        )
 
     for s in sliders.values():
         s.observe(redraw, names="value")
@@ -272,7 +292,7 @@ def static_grid(
     Extra keyword arguments go to :func:`fit`.
     """
     n_r, n_c = len(noises), len(strengths)
-    fig, axes = plt.subplots(n_r, n_c, figsize=(3.6 * n_c, 3.7 * n_r), layout="constrained",
+    fig, axes = plt.subplots(n_r, n_c, figsize=(2.8 * n_c, 2.9 * n_r), layout="constrained",
                              squeeze=False)  # fmt: skip
     for r, noise in enumerate(noises):
         for c, s in enumerate(strengths):

@@ -27,6 +27,68 @@ def test_bench_command_writes_the_table(tmp_path, capsys):
     assert "x plain" in capsys.readouterr().out
 
 
+def test_the_penalty_steps_are_the_training_step(capsys):
+    """The benchmark times train.make_step's update: a step with a penalty equals the same
+    step built by hand from the same regulariser."""
+    import jax
+    import jax.numpy as jnp
+
+    from mgs_teach import train as T
+    from mgs_teach.penalties import regulariser
+
+    apply_fn, params = functional(bench.MODELS["fcn"]())
+    x, y = bench.inputs(8)
+    step, init = bench.make_step(apply_fn, "structured", batch=8)
+    new = step(init(params), x, y)
+    reg = regulariser("mgs_trace", bench.STRENGTH)
+    loss = lambda p: (
+        T.cross_entropy(apply_fn(p, x), y)  # noqa: E731
+        + reg.penalty(apply_fn, p, x, y, T.cross_entropy)
+    )
+    grads = jax.grad(loss)(params)
+    by_hand = jax.tree.map(lambda p, g: p - 0.01 * g, params, grads)
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(by_hand)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert jnp.all(new.diverged_at < 0)
+
+
+def test_the_training_benchmark_writes_its_rows(tmp_path, capsys):
+    out = tmp_path / "training.json"
+    rows = bench.main(["training", "--models", "two_circles_mlp", "--runs", "1", "2",
+                       "--steps", "0.05", "--json", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == json.loads(json.dumps(rows))
+    assert {(r["engine"], r["runs"]) for r in rows} == {
+        ("sequential", 1),
+        ("sequential", 2),
+        ("batched", 1),
+        ("batched", 2),
+    }
+    for row in rows:
+        assert {"model", "penalty", "runs", "engine", "steps_per_s_per_run"} <= set(row)
+        assert row["steps_per_s_per_run"] > 0 and row["penalty"] in ("none", "mgs_trace")
+    text = capsys.readouterr().out
+    assert "engine / sequential" in text and text.count("x\n") >= 4
+
+
+def test_the_budget_of_a_plan_follows_from_rates():
+    from mgs_teach import experiments as E
+    from mgs_teach import plans
+
+    rates = [
+        dict(model=m, penalty=p, runs=r, engine="batched", steps_per_s_per_run=1000.0)
+        for m in ("fcn", "lenet5")
+        for p in ("none", "mgs_trace")
+        for r in (8, 40)
+    ]
+    table = E.budget(plans.CPU, rates)
+    lenet_tables = table[(table["part"] == "table1")].iloc[0]
+    # 5 methods x 4 noise levels x 3 runs x 35 epochs x 93 steps, at 1000 steps per second,
+    # with the gradient penalty at 2.6 times the cost of a plain step
+    per_method = 12 * 35 * 93
+    assert lenet_tables["run_steps"] == 5 * per_method
+    assert lenet_tables["seconds"] == pytest.approx(per_method / 1000 * (4 + 2.6))
+
+
 @pytest.fixture(scope="module")
 def nt_python():
     return bench.nt_python() or bench.setup_nt()

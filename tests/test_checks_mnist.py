@@ -37,11 +37,12 @@ def raises(*args):
 
 def test_right_answers_pass(capsys):
     assert checks.paper_aggregate(aggregate_ok)
-    assert checks.memoriser_accuracy(lambda p, c: 1 - p)
+    assert checks.memoriser_accuracy(lambda p, c: 1 - p + p / c)
+    assert checks.memoriser_accuracy(lambda p, c: 1 - p, convention="other")
     assert checks.noise_threshold(0.9)
     assert checks.noise_threshold(9 / 10)
     assert checks.survivor_at_80("MGS") and checks.survivor_at_80(" mgs_trace ")
-    assert capsys.readouterr().out.count("✅") == 6
+    assert capsys.readouterr().out.count("✅") == 7
 
 
 @pytest.mark.parametrize("fn", [aggregate_unsorted, aggregate_max_of_runs,
@@ -52,11 +53,13 @@ def test_wrong_aggregations_fail(fn, capsys):
     assert "❌" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("fn", [lambda p, c: 1 - p + p / c, lambda p, c: p, raises,
+@pytest.mark.parametrize("fn", [lambda p, c: 1 - p, lambda p, c: p, raises,
                                 lambda p, c: [1, 2], lambda p, c: None])  # fmt: skip
 def test_wrong_memorisers_fail(fn, capsys):
     assert checks.memoriser_accuracy(fn) is False
     assert "❌" in capsys.readouterr().out
+    assert checks.memoriser_accuracy(lambda p, c: 1 - p + p / c, convention="other") is False
+    assert "true class" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("value", [0.5, 90, 0.8, 1.0, "abc", None, [0.9, 0.9]])

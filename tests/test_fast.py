@@ -177,8 +177,12 @@ def test_the_fast_path_matches_the_batched_jacobian_or_refuses(name, x64):
     truth = batched_jacobian_trace(apply_fn, params, x)
     reason = fast.structure_report(apply_fn, params, x)
     if reason is None:
-        assert float(mgs_trace(apply_fn, params, x, method="structured")) == pytest.approx(truth, rel=1e-10)
-        assert float(jnp.trace(fast.structured_kernel(apply_fn, params, x))) == pytest.approx(truth, rel=1e-10)
+        assert float(mgs_trace(apply_fn, params, x, method="structured")) == pytest.approx(
+            truth, rel=1e-10
+        )
+        assert float(jnp.trace(fast.structured_kernel(apply_fn, params, x))) == pytest.approx(
+            truth, rel=1e-10
+        )
     else:
         with pytest.raises(ValueError, match="does not apply to this model"):
             mgs_trace(apply_fn, params, x, method="structured")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mgs_teach.models import FCN, AlexNet, LeNet5, functional, n_params
+from mgs_teach.models import FCN, AlexNet, Dropout, LeNet5, functional, n_params
 
 
 def test_fcn_shapes_and_parameter_count():
@@ -19,8 +19,8 @@ def test_functional_matches_module_in_eval_mode_and_leaves_module_alone():
     x = jax.random.normal(jax.random.key(0), (8, 4))
     apply_fn, params = functional(model)
     assert isinstance(params, dict)
-    # the caller's module still trains with dropout: two calls differ
-    assert not np.allclose(model(x), model(x))
+    # the caller's module still trains with dropout: two keys, two masks
+    assert not np.allclose(model(x, rngs=jax.random.key(0)), model(x, rngs=jax.random.key(1)))
     # the functional view is deterministic and equals the module in eval mode
     np.testing.assert_allclose(apply_fn(params, x), apply_fn(params, x))
     model.eval()
@@ -101,3 +101,40 @@ def test_train_mode_draws_dropout_masks_from_the_key():
     assert not np.allclose(a, apply_fn(params, x))  # eval mode has no dropout
     jitted = jax.jit(train_fn)(params, x, jax.random.key(1))
     np.testing.assert_allclose(jitted, a, rtol=1e-6)
+    np.testing.assert_allclose(train_fn(params, x, None), apply_fn(params, x))  # no key, no mask
+
+
+def test_the_dropout_rate_can_be_data():
+    """One compiled function serves every rate: the rate is an argument, and it acts as one."""
+    model = FCN(4, 3, depth=2, width=256, dropout=0.5, rngs=nnx.Rngs(3))
+    train_fn, params = functional(model, train=True)
+    apply_fn, _ = functional(model)
+    x = jax.random.normal(jax.random.key(0), (8, 4))
+    f = jax.jit(train_fn)
+    np.testing.assert_allclose(f(params, x, jax.random.key(1), 0.0), apply_fn(params, x),
+                               rtol=1e-6)  # fmt: skip
+    h = jnp.ones((20000,))
+    for rate in (0.1, 0.3, 0.7):
+        kept = Dropout(0.5)(h, jax.random.key(2), jnp.float32(rate))
+        assert float(jnp.mean(kept == 0)) == pytest.approx(rate, abs=0.02)
+        assert float(jnp.mean(kept)) == pytest.approx(1.0, abs=0.03)  # inverted: mean kept
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(1.0)
+
+
+def test_every_dropout_layer_draws_its_own_mask():
+    model = FCN(4, 4, depth=3, width=64, dropout=0.5, rngs=nnx.Rngs(0))
+    seen = []
+    real = Dropout.__call__
+
+    def spy(self, x, key, rate=None):
+        out = real(self, x, key, rate)
+        seen.append(np.asarray(out == 0))
+        return out
+
+    Dropout.__call__ = spy
+    try:
+        model(jnp.ones((2, 4)), rngs=jax.random.key(0))
+    finally:
+        Dropout.__call__ = real
+    assert len(seen) == 3 and not np.array_equal(seen[0], seen[1])

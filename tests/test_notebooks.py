@@ -133,6 +133,44 @@ def test_ci_runs_the_readme_test_command():
     from bookfiles import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
-    assert len(commands) == 2, "the README opens with exactly two set-up-and-run commands"
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    commands = [b.strip() for b in blocks[:2]]
+    assert all(c.startswith("python3 -m venv") and "\n" not in c for c in commands), (
+        "the README opens with two one-line set-up-and-run commands"
+    )
+    assert "jupyter-book build" in commands[0] and "pytest" in commands[1]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+# Standard TeX and AMS commands the chapters use, all known to MathJax out of the box (in the
+# book, in JupyterLab and in Colab alike). The book defines no macros of its own: a command
+# outside this list (like a `\tr` defined only in _config.yml) would show as a red error in a
+# notebook opened outside the book.
+STANDARD_TEX = set(
+    """
+Big Bigl Bigr Delta Gamma Lambda Omega Phi Pi Psi Sigma Theta Xi alpha approx bar beta big bigl
+bigr blacksquare boldsymbol cdot cdots chi circ delta det diag dim dots ell emptyset epsilon
+equiv eta exp forall frac gamma ge geq hat in inf infty int iota kappa lambda langle lceil ldots
+le leftarrow leq lfloor lim ln log mapsto mathbb mathbf mathcal mathrm max min mid mu nabla ne
+neq nu odot omega operatorname otimes partial phi pi pm prod psi qquad quad rangle rceil rfloor
+rho right left rightarrow sigma sim sqrt star subset subseteq substack sum sup tanh tau text
+textrm tfrac theta tilde times to top underbrace underset upsilon varepsilon varphi vec vee
+wedge widehat xi zeta
+""".split()
+)
+
+
+def test_maths_uses_only_standard_commands(chapter):
+    text = "\n".join(source(c) for c in cells(chapter) if c["cell_type"] == "markdown")
+    used = set()
+    for m in re.finditer(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", text, flags=re.S):
+        used |= set(re.findall(r"\\([A-Za-z]+)", m.group(0)))
+    assert used <= STANDARD_TEX, (
+        f"{chapter.name}: commands not defined outside the book: {used - STANDARD_TEX}"
+    )
+
+
+def test_the_book_defines_no_maths_macros():
+    from bookfiles import ROOT
+
+    assert "macros" not in (ROOT / "_config.yml").read_text()

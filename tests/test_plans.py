@@ -76,5 +76,7 @@ def test_every_network_is_tuned_once_with_the_methods_it_uses():
     assert options["dropout"] == {}
     assert base.data.label_noise == 0.5 and base.config.epochs == plans.CPU.tuning.epochs
     table1 = plans.CPU.grids({})["table1"]
-    assert {e.regulariser.method for e in table1 if e.regulariser.name == "mgs_trace"} == {"hutchinson"}
+    assert {e.regulariser.method for e in table1 if e.regulariser.name == "mgs_trace"} == {
+        "hutchinson"
+    }
     assert {e.regulariser.method for e in table1 if e.regulariser.name != "mgs_trace"} == {"auto"}

@@ -22,7 +22,10 @@ def test_history_draws_one_line_per_group_per_metric():
     assert axes[0].get_ylabel().endswith(", log scale)")  # a log axis says so
     assert "log" not in axes[1].get_ylabel() and axes[1].get_xlabel() == "epoch"
     assert plots.audit(axes[0].figure) == []
-    assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["none", "mgs_trace"]
+    # the legend sits outside the panels, on the figure (constrained layout)
+    assert axes[-1].get_legend() is None and len(axes[0].figure.legends) == 1
+    texts = [t.get_text() for t in axes[0].figure.legends[0].get_texts()]
+    assert texts == ["none", "mgs_trace"]
     plt.close("all")
 
 
@@ -100,3 +103,28 @@ def test_style_checks_every_figure_a_notebook_displays(capsys):
     finally:
         InteractiveShell.clear_instance()
         plt.close("all")
+
+
+def test_audit_flags_text_too_small_at_the_pages_width():
+    import matplotlib.pyplot as plt
+
+    from mgs_teach import plots
+
+    plots.style()
+    wide, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set(xlabel="epoch", ylabel="tr K")
+    assert any("px tall at the page's width" in p for p in plots.audit(wide))
+    stacked, axes = plt.subplots(3, 1, figsize=(7, 9))
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], label="a line")
+        ax.set(xlabel="epoch", ylabel="tr K")
+        ax.legend(fontsize=9)
+    assert plots.audit(stacked) == []
+    tiny, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([0, 1], [0, 1])
+    ax.set(xlabel="epoch", ylabel="tr K")
+    ax.text(0.5, 0.5, "a footnote", fontsize=4)  # small even without scaling
+    assert any("'a footnote'" in p for p in plots.audit(tiny))
+    plt.close("all")

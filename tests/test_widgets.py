@@ -54,7 +54,7 @@ def test_changing_a_slider_retrains(box, name, value):
     box.sliders[name].value = value
     assert box.state["n_fits"] == before_n + 1
     after = box.state["fit"].history
-    assert not np.allclose(before[["train_loss", "trace"]], after[["train_loss", "trace"]])
+    assert not np.allclose(before[["test_loss", "trace"]], after[["test_loss", "trace"]])
     assert box.state["title"] != before_title
 
 
@@ -62,9 +62,23 @@ def test_fit_is_deterministic_and_the_penalty_lowers_the_trace():
     a = widgets.fit(0.0, 0.1, 16, 0.3, **SMALL)
     b = widgets.fit(0.0, 0.1, 16, 0.3, **SMALL)
     c = widgets.fit(3e-3, 0.1, 16, 0.3, **SMALL)
-    np.testing.assert_allclose(a.history.to_numpy(), b.history.to_numpy())
-    assert list(a.history.columns) == ["epoch", "train_loss", "trace", "test_acc"]
+    cols = ["epoch", "train_loss", "test_loss", "trace", "test_acc"]
+    np.testing.assert_allclose(a.history[cols], b.history[cols])
     assert c.final["trace"] < a.final["trace"]
+    assert a.status == "finished"
+
+
+def test_only_a_new_shape_compiles():
+    widgets.fit(0.0, 0.1, 24, 0.3, **SMALL)
+    assert not widgets.compiles(24, **SMALL)  # strength, noise and rate are data
+    assert widgets.compiles(40, **SMALL)  # a new width is a new program
+
+
+def test_the_explorer_says_what_it_is_doing(box):
+    box.sliders["width"].value = 72
+    assert "compiled first" in box.status.value
+    box.sliders["strength"].value = 1e-3
+    assert box.status.value.startswith("retrained in") and "compiled" not in box.status.value
 
 
 def test_fit_rejects_bad_settings():

@@ -74,26 +74,34 @@ def paper_aggregate(fn: Callable[[pd.DataFrame, int], Any]) -> bool:
 # ------------------------------------------------------------------- label noise
 
 
-def memoriser_accuracy(fn: Callable[[float, int], Any]) -> bool:
+def memoriser_accuracy(fn: Callable[[float, int], Any], convention: str = "uniform") -> bool:
     """Check ``fn(p, n_classes)``: expected clean test accuracy of a perfect memoriser.
 
-    The memoriser reproduces, for every test image, the label its training twin was given:
-    the true label with probability ``1 - p``, otherwise one of the other classes uniformly.
+    The memoriser reproduces, for every test image, the label its training twin was given.
+    With ``convention="uniform"`` (the book's), a fraction ``p`` of labels was redrawn
+    uniformly over all classes, the true one included; with ``"other"``, sent to one of the
+    other classes.
     """
-    what = "memoriser accuracy"
+    what = f"memoriser accuracy ({convention} noise)"
     for p, c in ((0.0, 10), (0.3, 10), (0.8, 10), (0.5, 2), (0.6, 3)):
+        expected = 1.0 - p + p / c if convention == "uniform" else 1.0 - p
+        wrong = 1.0 - p if convention == "uniform" else 1.0 - p + p / c
         got = _call(fn, p, c)
-        if not _close(got, 1.0 - p, rtol=1e-9, atol=1e-9):
-            if _close(got, 1.0 - p + p / c, rtol=1e-9, atol=1e-9):
-                return _report(False, "a flipped label is never the true class: flips go to "
-                               "one of the *other* classes.", what=what)  # fmt: skip
+        if not _close(got, expected, rtol=1e-9, atol=1e-9):
+            if _close(got, wrong, rtol=1e-9, atol=1e-9):
+                hint = ("a redrawn label can land on the true class again, with chance 1 / C."
+                        if convention == "uniform" else
+                        "a flipped label is never the true class: flips go to one of the "
+                        "*other* classes.")  # fmt: skip
+                return _report(False, hint, what=what)
             return _report(False, "a test prediction is right exactly when the memorised label "
-                           "was not flipped.", what=what)  # fmt: skip
+                           "is the true one.", what=what)  # fmt: skip
     return _report(True, "", what=what)
 
 
 def noise_threshold(value: Any, n_classes: int = 10) -> bool:
-    """Check the noise rate above which the true class stops being the most common label."""
+    """Check the noise rate above which the true class stops being the most common label,
+    when every corrupted label goes to one of the *other* classes (``"other"`` noise)."""
     what = "noise threshold"
     expected = (n_classes - 1) / n_classes
     try:
