@@ -2,13 +2,25 @@
 
 Modules
 -------
-kernel   the MGS kernel K = J Jᵀ of a batch and its metrics
-models   Flax NNX models and the ``apply_fn(params, x)`` adapter
-linalg   spectral facts of the book (Gram vs scatter, separation, interlacing)
-data     small data sets (two circles)
-plots    one colour-blind-safe figure style
-checks   self-checks for the exercises
-scale    the quick/full switch every chapter reads
+kernel       the MGS kernel K = J Jᵀ of a batch and its metrics
+fast         the exact trace from layer structure, and Hutchinson estimators
+linalg       spectral facts of the book (Gram vs scatter, separation, interlacing)
+penalties    every regulariser of the paper, the MGS penalties among them
+models       Flax NNX models and the ``apply_fn(params, x)`` adapter
+data         two circles, MNIST, motion blur and label noise
+train        one step builder, the records, checkpoints and the reference loop
+engine       many runs of one shape trained as one compiled program
+experiments  an experiment as a value, and the tuner
+plans        the MNIST chapter's sizes at each plan (quick, cpu, paper)
+paper        the paper's tables, as data
+plots        one colour-blind-safe figure style
+widgets      the interactive explorer of the MGS penalty
+bench        what a penalised step costs, and what the engine gains
+checks       self-checks for the exercises
+scale        the quick/full switch every chapter reads
+deps         installs what is missing, holding JAX at its version
+
+The book's page "The library" documents every public function, with the chapters that use it.
 """
 
 from mgs_teach import scale

@@ -72,9 +72,12 @@ __all__ = [
     "NT_ENV",
     "TRAINING_MODELS",
     "benchmark",
+    "inputs",
     "main",
     "make_step",
+    "median_seconds",
     "neural_tangents",
+    "nt_python",
     "setup_nt",
     "training",
 ]

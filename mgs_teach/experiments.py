@@ -53,8 +53,10 @@ __all__ = [
     "Experiment",
     "ModelSpec",
     "SELECTION_RULE",
+    "load_mnist_results",
     "load_runs",
     "run_grid",
+    "run_mnist",
     "summarise",
     "tune",
 ]

@@ -203,9 +203,14 @@ def _fc_head(
 class LeNet5(nnx.Module):
     """LeNet-5-style CNN for 28 x 28 grey-scale images (the paper's Table 1 model).
 
-    ``conv 6@5x5 (SAME) -> relu -> avgpool 2 -> conv 16@5x5 (VALID) -> relu -> avgpool 2
-    -> flatten (5*5*16 = 400) -> FC 120 -> relu -> FC 84 -> relu -> FC d_out``.
+    ::
+
+        conv 6@5x5 (SAME) -> relu -> avgpool 2 -> conv 16@5x5 (VALID) -> relu -> avgpool 2
+        -> flatten (5*5*16 = 400) -> FC 120 -> relu -> FC 84 -> relu -> FC d_out
+
     With ``d_out = 10`` it has 61,706 parameters.
+    Call with ``x`` of shape ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` (NHWC); returns
+    logits of shape ``(B, d_out)``.
 
     Parameters
     ----------
@@ -214,9 +219,6 @@ class LeNet5(nnx.Module):
     dropout : float
         Dropout rate between the fully connected layers (0 disables it).
     rngs : nnx.Rngs
-
-    Call with ``x`` of shape ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` (NHWC); returns
-    logits of shape ``(B, d_out)``.
     """
 
     def __init__(self, d_out: int = 10, *, dropout: float = 0.0, rngs: nnx.Rngs) -> None:
@@ -249,6 +251,8 @@ class AlexNet(nnx.Module):
         -> flatten (576) -> FC 256 -> FC 256 -> FC d_out
 
     With ``d_out = 10`` it has 428,682 parameters, small enough for a CPU.
+    Call with ``x`` of shape ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` (NHWC); returns
+    logits of shape ``(B, d_out)``.
 
     Parameters
     ----------
@@ -257,9 +261,6 @@ class AlexNet(nnx.Module):
     dropout : float
         Dropout rate between the fully connected layers (0 disables it).
     rngs : nnx.Rngs
-
-    Call with ``x`` of shape ``(B, 28, 28)`` or ``(B, 28, 28, 1)`` (NHWC); returns
-    logits of shape ``(B, d_out)``.
     """
 
     def __init__(self, d_out: int = 10, *, dropout: float = 0.0, rngs: nnx.Rngs) -> None:

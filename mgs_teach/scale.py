@@ -24,6 +24,8 @@ from typing import TypeVar
 
 import jax
 
+__all__ = ["ENV_VAR", "SCALES", "banner", "current", "device", "pick"]
+
 ENV_VAR = "MGS_SCALE"
 SCALES = ("quick", "full")
 

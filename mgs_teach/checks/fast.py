@@ -1,8 +1,8 @@
 """Self-checks for the chapter \"Making the MGS penalty fast\".
 
-Every check calls the student's function on a few fixed test cases, compares with a
-reference computed here, prints a verdict with a hint, and returns ``True`` or ``False``.
-The hints never contain the expected numbers.
+Every check is data for :func:`mgs_teach.checks._common.check`: fixed cases, the expected
+answers computed here, and hints for the usual mistakes. The hints never contain the
+expected numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mgs_teach.checks._common import _call, _close, _report
+from mgs_teach.checks._common import Case, check
 
 __all__ = ["dense_multiplications", "gram_crossover", "hutchinson_variance", "two_layer_trace"]
 
@@ -48,36 +48,33 @@ def dense_multiplications(fn: Callable[[int, int, int, int], Any]) -> bool:
     with ``||a_i||^2`` computed once per sample. Every product of two numbers, squares
     included, is one multiplication; additions are free.
     """
-    what = "dense-layer multiplications"
-    cases = [(32, 10, 300, 300), (1, 1, 1, 1), (4, 3, 5, 7), (16, 2, 784, 128), (8, 1, 3, 2)]
-    for b, c, n_in, n_out in cases:
-        got = _call(fn, b, c, n_in, n_out)
-        try:
-            naive, structured = (_count(v) for v in got)
-        except (TypeError, ValueError):
-            naive = structured = None
-        if naive is None or structured is None:
-            return _report(False, "return a pair of whole numbers: (naive, structured).",
-                           what=what)  # fmt: skip
-        if naive != 2 * b * c * n_in * n_out:
-            hint = "per (sample, output) the naive way forms an n_out x n_in outer product"
-            if naive == b * c * n_in * n_out:
-                hint += " and then squares each of its entries: that is a multiplication too."
-            else:
-                hint += ", then squares and sums its entries; count both steps."
-            return _report(False, hint, what=what)
-        if structured != b * c * (n_out + 1) + b * n_in:
-            if structured == b * c * (n_out + n_in + 1):
-                hint = "||a_i||^2 is the same for every output c: compute it once per sample."
-            elif structured == b * c * n_out + b * n_in:
-                hint = "multiplying ||delta_ic||^2 by ||a_i||^2 costs one more, per (i, c)."
-            else:
-                hint = (
-                    "count the squared norms of the delta_ic, those of the a_i (shared by all "
-                    "outputs) and the products of the two."
-                )
-            return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+    sizes = [(32, 10, 300, 300), (1, 1, 1, 1), (4, 3, 5, 7), (16, 2, 784, 128), (8, 1, 3, 2)]
+    cases = [Case((b, c, i, o), (2 * b * c * i * o, b * c * (o + 1) + b * i))
+             for b, c, i, o in sizes]  # fmt: skip
+
+    def counts(got):
+        naive, structured = (_count(v) for v in got)
+        return naive, structured
+
+    outer = "per (sample, output) the naive way forms an n_out x n_in outer product"
+    return check(
+        "dense-layer multiplications", fn, cases,
+        compare=lambda got, case: counts(got) == case.expected,
+        symptoms=[
+            (lambda got, *_: None in counts(got),
+             "return a pair of whole numbers: (naive, structured)."),
+            (lambda got, b, c, i, o: counts(got)[0] == b * c * i * o,
+             outer + " and then squares each of its entries: that is a multiplication too."),
+            (lambda got, b, c, i, o: counts(got)[0] != 2 * b * c * i * o,
+             outer + ", then squares and sums its entries; count both steps."),
+            (lambda got, b, c, i, o: counts(got)[1] == b * c * (o + i + 1),
+             "||a_i||^2 is the same for every output c: compute it once per sample."),
+            (lambda got, b, c, i, o: counts(got)[1] == b * c * o + b * i,
+             "multiplying ||delta_ic||^2 by ||a_i||^2 costs one more, per (i, c)."),
+        ],
+        hint="count the squared norms of the delta_ic, those of the a_i (shared by all "
+             "outputs) and the products of the two.",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ two-layer trace
@@ -117,33 +114,33 @@ def two_layer_trace(fn: Callable[..., Any]) -> bool:
     ``W1`` is ``(h, d)``, ``b1`` ``(h,)``, ``W2`` ``(C, h)``, ``b2`` ``(C,)`` and ``x`` is
     ``(B, d)``. ``tr K`` sums over all parameters, samples and outputs.
     """
-    what = "two-layer trace"
-    for w1, b1, w2, b2, x in _two_layer_cases():
-        expected = _two_layer_reference(w1, b1, w2, b2, x)
-        got = _scalar(_call(fn, w1.copy(), b1.copy(), w2.copy(), b2.copy(), x.copy()))
-        if got is None:
-            return _report(False, "return a single finite number, tr K, not an array.",
-                           what=what)  # fmt: skip
-        if _close(got, expected, rtol=1e-6):
-            continue
+
+    def first_layer(w1, b1, w2, b2, x):
+        z = x @ w1.T + b1
+        return float(np.sum(((w2[None] * (z[:, None] > 0)) ** 2).sum(-1)
+                            * (np.sum(x**2, 1)[:, None] + 1)))  # fmt: skip
+
+    def no_bias(w1, b1, w2, b2, x):
         z = x @ w1.T + b1
         a = np.maximum(z, 0.0)
-        c = w2.shape[0]
-        first = float(np.sum(((w2[None] * (z[:, None] > 0)) ** 2).sum(-1)
-                             * (np.sum(x**2, 1)[:, None] + 1)))  # fmt: skip
-        no_bias = float(np.sum(((w2[None] * (z[:, None] > 0)) ** 2).sum(-1)
-                               * np.sum(x**2, 1)[:, None])) + c * float(np.sum(a**2))  # fmt: skip
-        if _close(got, expected - first, rtol=1e-6):
-            hint = "the first layer's parameters count too: back-propagate delta through W2."
-        elif _close(got, no_bias, rtol=1e-6):
-            hint = "each bias adds ||delta||^2 times 1: use ||a||^2 + 1, not ||a||^2."
-        else:
-            hint = (
-                "per layer, sum ||delta_ic||^2 (||a_i||^2 + 1) over samples and classes; "
-                "the first layer's delta is W2[c] masked by where the ReLU is active."
-            )
-        return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+        first = np.sum(((w2[None] * (z[:, None] > 0)) ** 2).sum(-1) * np.sum(x**2, 1)[:, None])
+        return float(first) + w2.shape[0] * float(np.sum(a**2))
+
+    not_a_number = "return a single finite number, tr K, not an array."
+    return check(
+        "two-layer trace", fn,
+        [Case(args, _two_layer_reference(*args)) for args in _two_layer_cases()],
+        shape_hint=not_a_number,
+        symptoms=[(lambda got, *_: _scalar(got) is None, not_a_number)],
+        diagnoses=[
+            (lambda *a: _two_layer_reference(*a) - first_layer(*a),
+             "the first layer's parameters count too: back-propagate delta through W2."),
+            (no_bias, "each bias adds ||delta||^2 times 1: use ||a||^2 + 1, not ||a||^2."),
+        ],
+        hint="per layer, sum ||delta_ic||^2 (||a_i||^2 + 1) over samples and classes; "
+             "the first layer's delta is W2[c] masked by where the ReLU is active.",
+        rtol=1e-6, atol=0.0,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- Hutchinson variance
@@ -157,31 +154,33 @@ def hutchinson_variance(fn: Callable[[np.ndarray, int], Any]) -> bool:
     the mean over probes of :math:`\\sum_i v_i^\\top k(x_i, x_i) v_i`.
     """
     rng = np.random.default_rng(32)
-    what = "Hutchinson variance"
     cases = []
     for b, c, k in [(3, 4, 1), (2, 3, 4), (5, 2, 16)]:
         g = rng.standard_normal((b, c, c + 2))
-        cases.append((np.einsum("bci,bdi->bcd", g, g), k))
-    for blocks, k in cases:
-        off = blocks - np.einsum(
-            "bc,cd->bcd", np.einsum("bcc->bc", blocks), np.eye(blocks.shape[1])
-        )
-        expected = 2.0 / k * float(np.sum(off**2))
-        got = _scalar(_call(fn, blocks.copy(), k))
-        if got is None:
-            return _report(False, "return a single finite number, the variance.", what=what)
-        if _close(got, expected, rtol=1e-6):
-            continue
-        if _close(got, 2.0 / k * float(np.sum(blocks**2)), rtol=1e-6):
-            hint = "the diagonal entries do not vary: v_c^2 = 1 for a Rademacher probe."
-        elif k > 1 and _close(got, k * expected, rtol=1e-6):
-            hint = "averaging k independent probes divides the variance by k."
-        elif _close(got, expected / 2, rtol=1e-6) or _close(got, 2 * expected, rtol=1e-6):
-            hint = "each unordered pair c != d appears twice in v^T k v; count its factor again."
-        else:
-            hint = "write v^T k v = sum_c k_cc + sum_{c != d} v_c v_d k_cd and use independence."
-        return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+        blocks = np.einsum("bci,bdi->bcd", g, g)
+        cases.append(Case((blocks, k), _variance(blocks, k)))
+    not_a_number = "return a single finite number, the variance."
+    pairs = "each unordered pair c != d appears twice in v^T k v; count its factor again."
+    return check(
+        "Hutchinson variance", fn, cases,
+        shape_hint=not_a_number,
+        symptoms=[(lambda got, *_: _scalar(got) is None, not_a_number)],
+        diagnoses=[
+            (lambda blocks, k: 2.0 / k * float(np.sum(blocks**2)),
+             "the diagonal entries do not vary: v_c^2 = 1 for a Rademacher probe."),
+            (lambda blocks, k: k * _variance(blocks, k) if k > 1 else None,
+             "averaging k independent probes divides the variance by k."),
+            (lambda blocks, k: _variance(blocks, k) / 2, pairs),
+            (lambda blocks, k: 2 * _variance(blocks, k), pairs),
+        ],
+        hint="write v^T k v = sum_c k_cc + sum_{c != d} v_c v_d k_cd and use independence.",
+        rtol=1e-6, atol=0.0,
+    )  # fmt: skip
+
+
+def _variance(blocks: np.ndarray, k: int) -> float:
+    off = blocks - np.einsum("bc,cd->bcd", np.einsum("bcc->bc", blocks), np.eye(blocks.shape[1]))
+    return 2.0 / k * float(np.sum(off**2))
 
 
 # ------------------------------------------------------------------ patch-Gram crossover
@@ -194,20 +193,13 @@ def gram_crossover(fn: Callable[[int, int, int], Any]) -> bool:
     :math:`\\Delta^\\top P`; Gram ``n_pos**2 * (n_in + n_out)`` for the two Gram matrices
     (the inner product of the Grams is ignored).
     """
-    what = "patch-Gram crossover"
-    cases = [(784, 25, 6), (100, 150, 16), (1, 300, 300), (16, 400, 120), (25, 150, 16),
+    sizes = [(784, 25, 6), (100, 150, 16), (1, 300, 300), (16, 400, 120), (25, 150, 16),
              (4, 64, 64), (49, 9, 32), (36, 576, 64), (1024, 27, 64), (8, 32, 32)]  # fmt: skip
-    for n_pos, n_in, n_out in cases:
-        gram = n_pos**2 * (n_in + n_out)
-        direct = n_pos * n_in * n_out
-        answer = _call(fn, n_pos, n_in, n_out)
-        if not isinstance(answer, bool | np.bool_):
-            return _report(False, "return True or False.", what=what)
-        if bool(answer) != (gram < direct):
-            return _report(
-                False,
-                "compare the two multiply-add counts for these sizes; one of them grows "
-                "with the square of the number of positions.",
-                what=what,
-            )
-    return _report(True, "", what=what)
+    cases = [Case((p, i, o), p**2 * (i + o) < p * i * o) for p, i, o in sizes]
+    return check(
+        "patch-Gram crossover", fn, cases,
+        compare=lambda got, case: isinstance(got, bool | np.bool_) and got == case.expected,
+        symptoms=[(lambda got, *_: not isinstance(got, bool | np.bool_), "return True or False.")],
+        hint="compare the two multiply-add counts for these sizes; one of them grows "
+             "with the square of the number of positions.",
+    )  # fmt: skip

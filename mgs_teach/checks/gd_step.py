@@ -1,4 +1,9 @@
-"""Self-checks for the chapter "One step of gradient descent, seen through the model"."""
+"""Self-checks for the chapter "One step of gradient descent, seen through the model".
+
+Every check is data for :func:`mgs_teach.checks._common.check`: fixed cases, the expected
+answers computed here, and hints for the usual mistakes. The hints never contain the
+expected numbers.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mgs_teach.checks._common import _call, _close, _report
+from mgs_teach.checks._common import Case, _shape, check
 from mgs_teach.kernel import float64
 
 __all__ = [
@@ -30,21 +35,22 @@ def mse_update(fn: Callable[..., Any]) -> bool:
     j = rng.normal(size=(b * c, 11))
     kernel, f, y = j @ j.T, rng.normal(size=(b, c)), rng.normal(size=(b, c))
     expected = (-0.1 * kernel @ (f - y).reshape(-1)).reshape(b, c)
-    got = _call(fn, jnp.asarray(kernel), jnp.asarray(f), jnp.asarray(y), 0.1)
-    hint = "the gradient of ½‖f - y‖² with respect to f is the residual; flatten it sample-major"
-    if got is not None and np.shape(got) != (b, c):
-        hint = f"return shape (B, C) = {(b, c)}, got {np.shape(got)}"
-    return _report(_close(got, expected), hint, what="mse_update")
+    return check(
+        "mse_update", fn, [Case((jnp.asarray(kernel), jnp.asarray(f), jnp.asarray(y), 0.1),
+                                expected)],
+        shape_hint=lambda case, got: f"return shape (B, C) = {(b, c)}, got {_shape(got)}",
+        hint="the gradient of ½‖f - y‖² with respect to f is the residual; flatten it "
+             "sample-major",
+        rtol=1e-4, atol=1e-6,
+    )  # fmt: skip
 
 
 def max_stable_lr(value: Any, kernel: Any) -> bool:
     """Check the largest learning rate for which ``(I - eta K)^t`` shrinks every component."""
     lam = float(np.max(np.linalg.eigvalsh(np.asarray(kernel, dtype=float))))
-    return _report(
-        _close(value, 2.0 / lam, rtol=1e-3, atol=0.0),
-        "look at |1 - eta * lambda| for every eigenvalue lambda of K",
-        what="max_stable_lr",
-    )
+    return check("max_stable_lr", lambda: value, [Case((), 2.0 / lam)],
+                 hint="look at |1 - eta * lambda| for every eigenvalue lambda of K",
+                 rtol=1e-3, atol=0.0)  # fmt: skip
 
 
 def ce_logit_grad(fn: Callable[..., Any]) -> bool:
@@ -55,11 +61,13 @@ def ce_logit_grad(fn: Callable[..., Any]) -> bool:
     expected = jax.grad(
         lambda f: optax.softmax_cross_entropy_with_integer_labels(f, labels).mean()
     )(logits)
-    got = _call(fn, logits, labels)
-    hint = "differentiate -f_y + log sum_c exp(f_c); remember the 1/B of the mean"
-    if got is not None and _close(np.asarray(got) / logits.shape[0], expected):
-        hint = "almost: this is the gradient of the sum, not of the mean"
-    return _report(_close(got, expected, rtol=1e-4, atol=1e-7), hint, what="ce_logit_grad")
+    return check(
+        "ce_logit_grad", fn, [Case((logits, labels), expected)],
+        diagnoses=[(lambda f, y: f.shape[0] * expected,
+                    "almost: this is the gradient of the sum, not of the mean")],
+        hint="differentiate -f_y + log sum_c exp(f_c); remember the 1/B of the mean",
+        rtol=1e-4, atol=1e-7,
+    )  # fmt: skip
 
 
 def curvature_term(q: Any, apply_fn: Callable[..., Any], params: Any, x: Any, y: Any) -> bool:
@@ -73,17 +81,13 @@ def curvature_term(q: Any, apply_fn: Callable[..., Any], params: Any, x: Any, y:
 
     second = jax.jvp(lambda t: jax.jvp(along, (t,), (1.0,))[1], (0.0,), (1.0,))[1]
     expected = 0.5 * second
-    hint = "differentiate twice along d (a jvp of a jvp) and keep the factor 1/2"
-    if q is not None and _close(q, 2 * expected, rtol=1e-3, atol=1e-9):
-        hint = "right direction, but the Taylor term carries a factor 1/2"
-    return _report(_close(q, expected, rtol=1e-3, atol=1e-9), hint, what="curvature_term")
-
-
-def _shape(value: Any) -> tuple | None:
-    try:
-        return np.shape(value)
-    except (TypeError, ValueError):  # ragged or strange objects
-        return None
+    return check(
+        "curvature_term", lambda: q, [Case((), expected)],
+        diagnoses=[(lambda: 2 * expected,
+                    "right direction, but the Taylor term carries a factor 1/2")],
+        hint="differentiate twice along d (a jvp of a jvp) and keep the factor 1/2",
+        rtol=1e-3, atol=1e-9,
+    )  # fmt: skip
 
 
 def _mlp(activation: Callable[[jax.Array], jax.Array]) -> Callable[..., jax.Array]:
@@ -116,10 +120,10 @@ def linearisation_error(fn: Callable[..., Any]) -> bool:
     the Euclidean norm over all entries. The cases are a ReLU and a tanh network with one
     hidden layer, in float64, from small to large ``eta``.
     """
-    what = "linearisation error"
     rng = np.random.default_rng(4)
     b, d, h, c = 6, 2, 8, 3
     with float64():
+        cases = []
         for activation in (jax.nn.relu, jnp.tanh):
             params = {
                 "w1": rng.normal(size=(d, h)),
@@ -132,26 +136,29 @@ def linearisation_error(fn: Callable[..., Any]) -> bool:
             y = jnp.asarray(rng.integers(0, c, size=b))
             apply_fn = _mlp(activation)
             for eta in (1e-2, 0.3, 2.0):
-                ref = _step_norms(apply_fn, params, x, y, eta)
-                got = _call(fn, apply_fn, params, x, y, eta)
-                if got is None or _shape(got) != ():
-                    return _report(False, "return one number, the norm of the difference.",
-                                   what=what)  # fmt: skip
-                if _close(got, ref["error"], rtol=1e-5, atol=1e-12):
-                    continue
-                hint = (
-                    "take one gradient-descent step on the mean cross-entropy of the batch and "
-                    "compare f(X) after it with f(X) - η K ∇_f L, with ∇_f L flattened "
-                    "sample-major like the rows of K"
-                )
-                if _close(got, ref["sign"], rtol=1e-5):
-                    hint = "the first-order prediction is -η K ∇_f L: mind the sign"
-                elif _close(got, ref["actual"], rtol=1e-5) or _close(got, ref["linear"], 1e-5):
-                    hint = "return the norm of the difference of the actual and predicted changes"
-                elif _close(got, _step_norms(apply_fn, params, x, y, b * eta)["error"], 1e-5):
-                    hint = "L is the mean over the batch, not the sum: mind the factor 1/B"
-                return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+                norms = _step_norms(apply_fn, params, x, y, eta)
+                cases.append(Case((apply_fn, params, x, y, eta), norms["error"]))
+
+        def norm(name):
+            return lambda *args: _step_norms(*args)[name]
+
+        return check(
+            "linearisation error", fn, cases,
+            shape_hint="return one number, the norm of the difference.",
+            diagnoses=[
+                (norm("sign"), "the first-order prediction is -η K ∇_f L: mind the sign"),
+                (norm("actual"),
+                 "return the norm of the difference of the actual and predicted changes"),
+                (norm("linear"),
+                 "return the norm of the difference of the actual and predicted changes"),
+                (lambda f, p, x, y, eta: _step_norms(f, p, x, y, len(x) * eta)["error"],
+                 "L is the mean over the batch, not the sum: mind the factor 1/B"),
+            ],
+            hint="take one gradient-descent step on the mean cross-entropy of the batch and "
+                 "compare f(X) after it with f(X) - η K ∇_f L, with ∇_f L flattened "
+                 "sample-major like the rows of K",
+            rtol=1e-5, atol=1e-12,
+        )  # fmt: skip
 
 
 def _own_others(
@@ -174,7 +181,6 @@ def share_from_others(fn: Callable[..., Any]) -> bool:
     equation 3 projected on ``direction[i]``; shape ``(B,)``. One case has a block-diagonal
     kernel, where no sample moves another.
     """
-    what = "share from others"
     rng = np.random.default_rng(5)
     cases = []
     for b, c, block_diagonal in ((6, 2, False), (4, 3, False), (5, 2, True)):
@@ -183,32 +189,45 @@ def share_from_others(fn: Callable[..., Any]) -> bool:
             j = j * np.kron(np.eye(b), np.ones((c, 3 * c)))
         labels = rng.integers(0, c, size=b)
         direction = np.eye(c)[labels] - np.eye(c)[(labels + 1) % c]
-        cases.append((j @ j.T, rng.normal(size=(b, c)), direction))
-    for kernel, grad_f, direction in cases:
-        b, c = grad_f.shape
-        s, o = _own_others(kernel, grad_f, direction, np.kron(np.eye(b), np.ones((c, c))))
-        expected = np.abs(o) / (np.abs(s) + np.abs(o))
-        got = _call(fn, kernel.copy(), grad_f.copy(), direction.copy())
-        if got is None or _shape(got) != (b,):
-            return _report(False, f"return one share per sample, shape (B,) = {(b,)}.",
-                           what=what)  # fmt: skip
-        if _close(got, expected, rtol=1e-5, atol=1e-7):  # float32 answers pass too
-            continue
-        s_diag, o_diag = _own_others(kernel, grad_f, direction, np.eye(b * c))
-        hint = (
-            "view K as (B, C, B, C): sample i's own term uses its block k(x_i, x_i), the "
-            "others' term every block k(x_i, x_j) with j ≠ i; project both on direction[i]"
-        )
-        if _close(got, 1 - expected, rtol=1e-6, atol=1e-9):
-            hint = "that is the share of the sample's own term; the question asks for the others'"
-        elif _close(got, np.abs(o_diag) / (np.abs(s_diag) + np.abs(o_diag)), rtol=1e-6):
-            hint = (
-                "a sample's own term is its whole C x C block k(x_i, x_i), cross-logit "
-                "entries included, not only the diagonal of K"
-            )
-        elif _close(got, np.abs(s + o) / (np.abs(s) + np.abs(s + o)), rtol=1e-6):
-            hint = "the others' term is the total update minus the sample's own term"
-        elif _close(got, o / (s + o), rtol=1e-6):
-            hint = "the two terms can have opposite signs: compare their absolute values"
-        return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+        args = (j @ j.T, rng.normal(size=(b, c)), direction)
+        cases.append(Case(args, _share(*args, own="blocks")))
+
+    def total_minus_own(*args):
+        s, o = _terms(*args, own="blocks")
+        return np.abs(s + o) / (np.abs(s) + np.abs(s + o))
+
+    def signed(*args):
+        s, o = _terms(*args, own="blocks")
+        return o / (s + o)
+
+    return check(
+        "share from others", fn, cases,
+        shape_hint=lambda case, got: (
+            f"return one share per sample, shape (B,) = {(len(case.args[1]),)}."),
+        diagnoses=[
+            (lambda *args: 1 - _share(*args, own="blocks"),
+             "that is the share of the sample's own term; the question asks for the others'"),
+            (lambda *args: _share(*args, own="diagonal"),
+             "a sample's own term is its whole C x C block k(x_i, x_i), cross-logit entries "
+             "included, not only the diagonal of K"),
+            (total_minus_own, "the others' term is the total update minus the sample's own term"),
+            (signed, "the two terms can have opposite signs: compare their absolute values"),
+        ],
+        hint="view K as (B, C, B, C): sample i's own term uses its block k(x_i, x_i), the "
+             "others' term every block k(x_i, x_j) with j ≠ i; project both on direction[i]",
+        rtol=1e-5, atol=1e-7,  # float32 answers pass too
+    )  # fmt: skip
+
+
+def _terms(kernel: np.ndarray, grad_f: np.ndarray, direction: np.ndarray,
+           own: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Own and others' terms, a sample's own entries being its whole block or its diagonal."""
+    b, c = grad_f.shape
+    mask = np.kron(np.eye(b), np.ones((c, c))) if own == "blocks" else np.eye(b * c)
+    return _own_others(kernel, grad_f, direction, mask)
+
+
+def _share(kernel: np.ndarray, grad_f: np.ndarray, direction: np.ndarray, own: str) -> np.ndarray:
+    """``|o_i| / (|s_i| + |o_i|)``, the share of the others' term (see :func:`_terms`)."""
+    s, o = _terms(kernel, grad_f, direction, own)
+    return np.abs(o) / (np.abs(s) + np.abs(o))

@@ -1,8 +1,8 @@
 """Self-checks for the chapter \"Measuring gradient similarity\".
 
-Every check calls the student's function on a few fixed test cases, compares with a
-reference computed here, prints a verdict with a hint, and returns ``True`` or ``False``.
-The hints never contain the expected numbers.
+Every check is data for :func:`mgs_teach.checks._common.check`: fixed cases, the expected
+answers computed here, and hints for the usual mistakes. The hints never contain the
+expected numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mgs_teach.checks._common import _call, _close, _report, _shape
+from mgs_teach.checks._common import Case, _close, _number, _shape, check
 
 __all__ = [
     "centred_kernel",
@@ -52,28 +52,19 @@ def scatter_spectrum(fn: Callable[[np.ndarray], Any]) -> bool:
         rng.standard_normal((6, 6)),
         low_rank,
     ]
-    what = "scatter spectrum"
-    for theta in cases:
-        expected = np.linalg.eigvalsh(theta.T @ theta)[::-1]
-        got = _call(fn, theta.copy())
-        shape = _shape(got)
-        if shape != expected.shape:
-            return _report(
-                False,
-                f"for theta of shape {theta.shape} return a 1-D array with one eigenvalue per "
-                f"column of theta (got shape {shape}). S is p x p, so pad the non-zero "
-                "eigenvalues of the n x n Gram matrix with zeros.",
-                what=what,
-            )
-        if not _close(got, expected, rtol=1e-4, atol=1e-5 * expected[0]):
-            return _report(
-                False,
-                f"wrong values for theta of shape {theta.shape}. The non-zero eigenvalues of "
-                "S = theta.T @ theta are those of K = theta @ theta.T; the other p - rank ones "
-                "are zero. Sort largest first.",
-                what=what,
-            )
-    return _report(True, "", what=what)
+    return check(
+        "scatter spectrum", fn,
+        [Case((t,), e := np.linalg.eigvalsh(t.T @ t)[::-1], rtol=1e-4, atol=1e-5 * e[0])
+         for t in cases],
+        shape_hint=lambda case, got: (
+            f"for theta of shape {case.args[0].shape} return a 1-D array with one eigenvalue "
+            f"per column of theta (got shape {_shape(got)}). S is p x p, so pad the non-zero "
+            "eigenvalues of the n x n Gram matrix with zeros."),
+        hint=lambda case, got: (
+            f"wrong values for theta of shape {case.args[0].shape}. The non-zero eigenvalues "
+            "of S = theta.T @ theta are those of K = theta @ theta.T; the other p - rank ones "
+            "are zero. Sort largest first."),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------- singular batch
@@ -86,23 +77,13 @@ def _smallest_singular_batch(p: int, c: int) -> int:
 def singular_batch(fn: Callable[[int, int], Any]) -> bool:
     """Check ``fn(p, C) -> smallest batch size B at which the MGS kernel must be singular``."""
     cases = [(114, 2), (690_010, 10), (50, 1), (7, 3), (12, 4), (1, 5)]
-    what = "singular batch size"
-    for p, c in cases:
-        got = _call(fn, p, c)
-        expected = _smallest_singular_batch(p, c)
-        try:
-            ok = got is not None and not isinstance(got, bool) and int(got) == got == expected
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            return _report(
-                False,
-                "K is (B*C) x (B*C) and rank K <= min(B*C, p). The kernel is singular for "
-                "every model exactly when B*C > p; find the smallest such integer B. "
-                "Check the case where p is a multiple of C.",
-                what=what,
-            )
-    return _report(True, "", what=what)
+    return check(
+        "singular batch size", fn, [Case((p, c), _smallest_singular_batch(p, c)) for p, c in cases],
+        compare=lambda got, case: _number(got) is not None and int(got) == got == case.expected,
+        hint="K is (B*C) x (B*C) and rank K <= min(B*C, p). The kernel is singular for every "
+             "model exactly when B*C > p; find the smallest such integer B. Check the case "
+             "where p is a multiple of C.",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------- centred kernel
@@ -113,21 +94,21 @@ def centred_kernel(fn: Callable[[np.ndarray], Any]) -> bool:
     rng = np.random.default_rng(12)
     cases = [_random_psd(5, 3, rng), _random_psd(8, 8, rng, scale=100.0), np.ones((3, 3))]
     cases.append(_random_psd(1, 1, rng))
-    what = "centred kernel"
-    for k in cases:
-        n = k.shape[0]
-        h = np.eye(n) - np.full((n, n), 1.0 / n)
-        expected = h @ k @ h
-        got = _call(fn, k.copy())
-        if not _close(got, expected, rtol=1e-6, atol=1e-8 * max(1.0, float(np.abs(k).max()))):
-            return _report(
-                False,
-                f"for an {n} x {n} kernel the answer must be an {n} x {n} matrix equal to "
-                "H K H. Expand (I - 11^T/n) K (I - 11^T/n): every entry loses its row mean "
-                "and its column mean and gains back the mean of all entries.",
-                what=what,
-            )
-    return _report(True, "", what=what)
+
+    def centred(k):
+        h = np.eye(len(k)) - np.full(k.shape, 1.0 / len(k))
+        return h @ k @ h
+
+    return check(
+        "centred kernel", fn,
+        [Case((k,), centred(k), rtol=1e-6, atol=1e-8 * max(1.0, float(np.abs(k).max())))
+         for k in cases],
+        hint=lambda case, got: (
+            f"for an {len(case.args[0])} x {len(case.args[0])} kernel the answer must be an "
+            f"{len(case.args[0])} x {len(case.args[0])} matrix equal to H K H. Expand "
+            "(I - 11^T/n) K (I - 11^T/n): every entry loses its row mean and its column mean "
+            "and gains back the mean of all entries."),
+    )  # fmt: skip
 
 
 # -------------------------------------------------------------- per-output centring
@@ -142,39 +123,37 @@ def per_output_centring(fn: Callable[[np.ndarray, int], Any]) -> bool:
     """
     rng = np.random.default_rng(14)
     cases = [(4, 2, 5), (3, 3, 7), (6, 1, 4), (2, 4, 3), (1, 3, 2)]
-    what = "per-output centring"
+    thetas = []
     for b, c, p in cases:
         theta = rng.standard_normal((b * c, p)) + np.tile(3.0 * rng.standard_normal((c, p)), (b, 1))
-        expected = np.kron(np.eye(b) - np.full((b, b), 1.0 / b), np.eye(c)) @ theta
-        got = _call(fn, theta.copy(), c)
-        shape = _shape(got)
-        if shape != theta.shape:
-            return _report(
-                False,
-                f"for theta of shape {theta.shape} return the centred gradients, an array of "
-                f"the same shape (got shape {shape}).",
-                what=what,
-            )
-        if _close(got, expected, rtol=1e-5, atol=1e-6):  # float32 answers pass too
-            continue
-        if _close(got, theta - theta.mean(axis=0), rtol=1e-5, atol=1e-6):
-            hint = (
-                "this subtracts one mean from all B*C rows, mixing the outputs; every output "
-                "c needs the mean of its own B rows."
-            )
-        elif _close(got, np.kron(np.eye(c), np.eye(b) - np.full((b, b), 1.0 / b)) @ theta,
-                    rtol=1e-5, atol=1e-6):  # fmt: skip
-            hint = (
-                "the rows are sample-major: the C rows of sample i come together, so the "
-                "rows of output c are c, C + c, 2C + c, ..."
-            )
-        else:
-            hint = (
-                "view theta as (B, C, p) and subtract, for every output c, the mean over "
-                "the B samples; then return to the (B*C, p) layout."
-            )
-        return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+        thetas.append(Case((theta, c), _centre_outputs(theta, c)))
+
+    def output_major(theta, c):
+        b = len(theta) // c
+        return np.kron(np.eye(c), np.eye(b) - np.full((b, b), 1.0 / b)) @ theta
+
+    return check(
+        "per-output centring", fn, thetas,
+        shape_hint=lambda case, got: (
+            f"for theta of shape {case.args[0].shape} return the centred gradients, an array "
+            f"of the same shape (got shape {_shape(got)})."),
+        diagnoses=[
+            (lambda theta, c: theta - theta.mean(axis=0),
+             "this subtracts one mean from all B*C rows, mixing the outputs; every output "
+             "c needs the mean of its own B rows."),
+            (output_major,
+             "the rows are sample-major: the C rows of sample i come together, so the "
+             "rows of output c are c, C + c, 2C + c, ..."),
+        ],
+        hint="view theta as (B, C, p) and subtract, for every output c, the mean over "
+             "the B samples; then return to the (B*C, p) layout.",
+        rtol=1e-5, atol=1e-6,  # float32 answers pass too
+    )  # fmt: skip
+
+
+def _centre_outputs(theta: np.ndarray, c: int) -> np.ndarray:
+    b = len(theta) // c
+    return np.kron(np.eye(b) - np.full((b, b), 1.0 / b), np.eye(c)) @ theta
 
 
 # ------------------------------------------------------------------- spectral means
@@ -207,30 +186,34 @@ def spectral_means(fn: Callable[[np.ndarray], Any]) -> bool:
         ),
         "a singular kernel": singular,
     }
-    what = "spectral means"
-    for name, k in cases.items():
-        am, gm = _means(k)
-        got = _call(fn, k.copy())
+
+    def pair(got):
+        am, gm = got
+        return (am, gm) if np.ndim(am) == 0 and np.ndim(gm) == 0 else None
+
+    def compare(got, case):
+        am, gm = case.expected
+        g_am, g_gm = pair(got)
+        return _close(g_am, am, rtol=1e-4, atol=0.0) and _close(g_gm, gm, rtol=1e-4, atol=1e-8 * am)
+
+    def not_a_pair(got, k):
         try:
-            got_am, got_gm = got
-            ok_shape = np.ndim(got_am) == 0 and np.ndim(got_gm) == 0
+            return pair(got) is None
         except (TypeError, ValueError):
-            ok_shape = False
-        if not ok_shape:
-            return _report(False, "return a pair of two numbers: (AM, GM).", what=what)
-        if not _close(got_am, am, rtol=1e-4, atol=0.0):
-            return _report(
-                False,
-                f"the arithmetic mean is wrong for {name}. It needs only the diagonal of K.",
-                what=what,
-            )
-        if not _close(got_gm, gm, rtol=1e-4, atol=1e-8 * am):
-            return _report(
-                False,
-                f"the geometric mean is wrong for {name}. Never form det K itself: take "
-                "exp(log det K / n) with the log-det computed as a sum of logs "
-                "(mgs_teach.kernel_logdet or numpy.linalg.slogdet), and return 0 when K is "
-                "singular.",
-                what=what,
-            )
-    return _report(True, "", what=what)
+            return True
+
+    return check(
+        "spectral means", fn, [Case((k,), _means(k), label=name) for name, k in cases.items()],
+        compare=compare,
+        symptoms=[
+            (not_a_pair, "return a pair of two numbers: (AM, GM)."),
+            (lambda got, k: not _close(pair(got)[0], _means(k)[0], rtol=1e-4, atol=0.0),
+             lambda case, got: f"the arithmetic mean is wrong for {case.label}. It needs only "
+                               "the diagonal of K."),
+        ],
+        hint=lambda case, got: (
+            f"the geometric mean is wrong for {case.label}. Never form det K itself: take "
+            "exp(log det K / n) with the log-det computed as a sum of logs "
+            "(mgs_teach.kernel_logdet or numpy.linalg.slogdet), and return 0 when K is "
+            "singular."),
+    )  # fmt: skip

@@ -1,7 +1,8 @@
 """Self-checks for the chapter \"MGS on corrupted MNIST\".
 
-Every check compares the student's answer with a reference computed here, prints a verdict
-with a hint, and returns ``True`` or ``False``. The hints never contain the expected values.
+Every check is data for :func:`mgs_teach.checks._common.check`: fixed cases, the expected
+answers computed here, and hints for the usual mistakes. The hints never contain the
+expected values.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mgs_teach.checks._common import _call, _close, _report
+from mgs_teach.checks._common import Case, _close, _number, _report, check
 
 __all__ = ["memoriser_accuracy", "noise_threshold", "paper_aggregate", "survivor_at_80"]
 
@@ -45,30 +46,34 @@ def paper_aggregate(fn: Callable[[pd.DataFrame, int], Any]) -> bool:
 
     ``frame`` has columns ``seed, step, test_acc`` in no particular order.
     """
-    what = "paper aggregation"
-    for seed, last in ((0, 5), (1, 3), (2, 5)):
-        frame = _histories(seed)
-        final, sd, best = _reference(frame, last)
-        got = _call(fn, frame.copy(), last)
-        try:
-            g_final, g_sd, g_max = (float(v) for v in got)
-        except (TypeError, ValueError):
-            return _report(False, "return three numbers: (final, sd, max).", what=what)
-        if not _close(g_final, final):
-            tails = frame.groupby("seed")["test_acc"].apply(lambda a, n=last: a.tail(n).mean())
-            last_any = tails.mean()
-            hint = ("sort each run by step before taking its last records."
-                    if _close(g_final, last_any) else
-                    "a run's final value is the mean of its last `last` records; then average "
-                    "over runs.")  # fmt: skip
-            return _report(False, hint, what=what)
-        if not _close(g_sd, sd):
-            return _report(False, "sd is the sample standard deviation (ddof=1) of the runs' "
-                           "final values.", what=what)  # fmt: skip
-        if not _close(g_max, best):
-            return _report(False, "max is taken on the curve averaged over runs at each step, "
-                           "not over the individual runs.", what=what)  # fmt: skip
-    return _report(True, "", what=what)
+    frames = [(_histories(0), 5), (_histories(1), 3), (_histories(2), 5)]
+    cases = [Case((frame, last), _reference(frame, last)) for frame, last in frames]
+
+    def triple(got):
+        final, sd, best = (_number(v) for v in got)
+        return final, sd, best
+
+    def part_wrong(i):
+        return lambda got, frame, last: not _close(triple(got)[i], _reference(frame, last)[i])
+
+    def unsorted_tails(got, frame, last):
+        tails = frame.groupby("seed")["test_acc"].apply(lambda a, n=last: a.tail(n).mean())
+        return part_wrong(0)(got, frame, last) and _close(triple(got)[0], tails.mean())
+
+    return check(
+        "paper aggregation", fn, cases,
+        compare=lambda got, case: all(_close(g, e) for g, e in zip(triple(got), case.expected)),
+        symptoms=[
+            (lambda got, *_: None in triple(got), "return three numbers: (final, sd, max)."),
+            (unsorted_tails, "sort each run by step before taking its last records."),
+            (part_wrong(0), "a run's final value is the mean of its last `last` records; then "
+                            "average over runs."),
+            (part_wrong(1),
+             "sd is the sample standard deviation (ddof=1) of the runs' final values."),
+        ],
+        hint="max is taken on the curve averaged over runs at each step, not over the "
+             "individual runs.",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------- label noise
@@ -82,40 +87,38 @@ def memoriser_accuracy(fn: Callable[[float, int], Any], convention: str = "unifo
     uniformly over all classes, the true one included; with ``"other"``, sent to one of the
     other classes.
     """
-    what = f"memoriser accuracy ({convention} noise)"
-    for p, c in ((0.0, 10), (0.3, 10), (0.8, 10), (0.5, 2), (0.6, 3)):
-        expected = 1.0 - p + p / c if convention == "uniform" else 1.0 - p
-        wrong = 1.0 - p if convention == "uniform" else 1.0 - p + p / c
-        got = _call(fn, p, c)
-        if not _close(got, expected, rtol=1e-9, atol=1e-9):
-            if _close(got, wrong, rtol=1e-9, atol=1e-9):
-                hint = ("a redrawn label can land on the true class again, with chance 1 / C."
-                        if convention == "uniform" else
-                        "a flipped label is never the true class: flips go to one of the "
-                        "*other* classes.")  # fmt: skip
-                return _report(False, hint, what=what)
-            return _report(False, "a test prediction is right exactly when the memorised label "
-                           "is the true one.", what=what)  # fmt: skip
-    return _report(True, "", what=what)
+    uniform = convention == "uniform"
+    cases = [Case((p, c), 1.0 - p + p / c if uniform else 1.0 - p)
+             for p, c in ((0.0, 10), (0.3, 10), (0.8, 10), (0.5, 2), (0.6, 3))]  # fmt: skip
+    return check(
+        f"memoriser accuracy ({convention} noise)", fn, cases,
+        diagnoses=[(lambda p, c: 1.0 - p if uniform else 1.0 - p + p / c,
+                    "a redrawn label can land on the true class again, with chance 1 / C."
+                    if uniform else
+                    "a flipped label is never the true class: flips go to one of the "
+                    "*other* classes.")],
+        hint="a test prediction is right exactly when the memorised label is the true one.",
+        rtol=1e-9, atol=1e-9,
+    )  # fmt: skip
 
 
 def noise_threshold(value: Any, n_classes: int = 10) -> bool:
     """Check the noise rate above which the true class stops being the most common label,
     when every corrupted label goes to one of the *other* classes (``"other"`` noise)."""
-    what = "noise threshold"
     expected = (n_classes - 1) / n_classes
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return _report(False, "give a fraction between 0 and 1.", what=what)
-    if value > 1.0 and _close(value / 100, expected):
-        return _report(False, "give a fraction, not a percentage.", what=what)
-    if _close(value, 0.5):
-        return _report(False, "the true class does not need a majority, only more votes than "
-                       "each other class separately.", what=what)  # fmt: skip
-    return _report(_close(value, expected, rtol=1e-6),
-                   "solve 1 - p = p / (C - 1) for p: the true class against ONE other class.",
-                   what=what)  # fmt: skip
+    return check(
+        "noise threshold", lambda: value, [Case((), expected)],
+        compare=lambda got, case: _close(_number(got), case.expected, rtol=1e-6),
+        symptoms=[
+            (lambda got: _number(got) is None, "give a fraction between 0 and 1."),
+            (lambda got: _number(got) > 1.0 and _close(_number(got) / 100, expected),
+             "give a fraction, not a percentage."),
+            (lambda got: _close(_number(got), 0.5),
+             "the true class does not need a majority, only more votes than each other class "
+             "separately."),
+        ],
+        hint="solve 1 - p = p / (C - 1) for p: the true class against ONE other class.",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- the prediction

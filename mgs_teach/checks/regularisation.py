@@ -1,8 +1,8 @@
 """Self-checks for the chapter \"Watching regularisation through MGS\".
 
-Every check calls the student's function on a few fixed cases, compares with a reference
-computed here, prints a verdict with a hint, and returns ``True`` or ``False``. The hints
-never contain the expected numbers, and a malformed answer is a wrong answer, not a crash.
+Every check is data for :func:`mgs_teach.checks._common.check`: fixed cases, the expected
+answers computed here, and hints for the usual mistakes. The hints never contain the
+expected numbers, and a malformed answer is a wrong answer, not a crash.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mgs_teach.checks._common import _call, _close, _report
+from mgs_teach.checks._common import Case, _close, _number, check
 
 __all__ = ["kernel_scaling_exponent", "rank_correlation", "trace_growth", "weight_decay_grad"]
 
@@ -51,25 +51,27 @@ def trace_growth(fn: Callable[[pd.DataFrame], Any]) -> bool:
                 }
             )  # fmt: skip
         )
-    what = "growth rate of tr K"
-    for frame in cases:
-        got = _call(fn, frame.copy())
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return _report(False, "return one number (a float), the rate per epoch.", what=what)
-        if _close(value, -value) and not _close(_growth(frame), 0):
-            return _report(False, "the rate is not zero: compare the first and the last record.",
-                           what=what)  # fmt: skip
-        if not _close(value, _growth(frame), rtol=1e-3, atol=1e-6):
-            return _report(
-                False,
-                "use the logarithm of tr K (growth is multiplicative), take the difference "
-                "between the LAST and the FIRST record, and divide by the epochs between them "
-                "(not the number of records or steps).",
-                what=what,
-            )
-    return _report(True, "", what=what)
+    return check(
+        "growth rate of tr K", fn, [Case((frame,), _growth(frame)) for frame in cases],
+        compare=_number_close(rtol=1e-3, atol=1e-6),
+        symptoms=[(lambda got, *_: _number(got) is None,
+                   "return one number (a float), the rate per epoch."),
+                  (lambda got, *_: _close(_number(got), 0.0),
+                   "the rate is not zero: compare the first and the last record.")],
+        hint="use the logarithm of tr K (growth is multiplicative), take the difference "
+             "between the LAST and the FIRST record, and divide by the epochs between them "
+             "(not the number of records or steps).",
+    )  # fmt: skip
+
+
+def _number_close(rtol: float = 1e-4, atol: float = 1e-6) -> Callable[[Any, Case], bool]:
+    """A comparison for answers that must be one number (anything ``float()`` accepts)."""
+
+    def compare(got: Any, case: Case) -> bool:
+        value = _number(got)
+        return value is not None and _close(value, case.expected, rtol=rtol, atol=atol)
+
+    return compare
 
 
 # ---------------------------------------------------------------- weight decay grad
@@ -87,31 +89,30 @@ def weight_decay_grad(fn: Callable[[Any, float], Any]) -> bool:
             "1": {"kernel": rng.standard_normal((3, 2)), "bias": rng.standard_normal(2)},
         }
     }
-    what = "weight-decay gradient"
-    for strength in (1e-2, 0.5):
-        copy = {k: {i: {n: a.copy() for n, a in d.items()} for i, d in v.items()}
-                for k, v in params.items()}  # fmt: skip
-        got = _call(fn, copy, strength)
+    names = [(i, n) for i in ("0", "1") for n in ("kernel", "bias")]
+
+    def leaves(tree):
+        return [tree["layers"][i][n] for i, n in names]
+
+    def compare(got, case):
+        params, strength = case.args
+        return all(_close(g, strength * p) for g, p in zip(leaves(got), leaves(params)))
+
+    def not_a_tree(got, *_):
         try:
-            ok = all(
-                _close(got["layers"][i][n], strength * params["layers"][i][n])
-                for i in ("0", "1")
-                for n in ("kernel", "bias")
-            )
+            leaves(got)
         except (TypeError, KeyError, IndexError, AttributeError):
-            return _report(
-                False,
-                "return a pytree with the same structure as params (try jax.tree.map).",
-                what=what,
-            )
-        if not ok:
-            return _report(
-                False,
-                "differentiate 0.5 * theta**2 for one parameter, then multiply by the strength; "
-                "every leaf, biases included, gets the same rule.",
-                what=what,
-            )
-    return _report(True, "", what=what)
+            return True
+        return False
+
+    return check(
+        "weight-decay gradient", fn, [Case((params, s), None) for s in (1e-2, 0.5)],
+        compare=compare,
+        symptoms=[(not_a_tree,
+                   "return a pytree with the same structure as params (try jax.tree.map).")],
+        hint="differentiate 0.5 * theta**2 for one parameter, then multiply by the strength; "
+             "every leaf, biases included, gets the same rule.",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------ kernel scaling exponent
@@ -120,22 +121,15 @@ def weight_decay_grad(fn: Callable[[Any, float], Any]) -> bool:
 def kernel_scaling_exponent(fn: Callable[[int], Any]) -> bool:
     """Check ``fn(depth) -> p`` such that tr K scales by ``c**p`` when every weight matrix of
     a bias-free ReLU network with ``depth`` weight matrices is multiplied by ``c > 0``."""
-    what = "scaling exponent of tr K"
-    for depth in (1, 2, 3, 6):
-        got = _call(fn, depth)
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return _report(False, "return one number for each depth.", what=what)
-        if not _close(value, 2 * (depth - 1)):
-            hint = (
-                "f scales like c**depth; a gradient with respect to one layer's weights "
-                "loses that layer's factor c. K is a product of two gradients."
-            )
-            if _close(value, 2 * depth):
-                hint = "close: but differentiating with respect to a layer removes its factor c."
-            return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+    return check(
+        "scaling exponent of tr K", fn, [Case((d,), 2 * (d - 1)) for d in (1, 2, 3, 6)],
+        compare=_number_close(),
+        symptoms=[(lambda got, *_: _number(got) is None, "return one number for each depth."),
+                  (lambda got, depth: _close(_number(got), 2 * depth),
+                   "close: but differentiating with respect to a layer removes its factor c.")],
+        hint="f scales like c**depth; a gradient with respect to one layer's weights "
+             "loses that layer's factor c. K is a product of two gradients.",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- rank correlation
@@ -158,20 +152,12 @@ def rank_correlation(fn: Callable[[Any, Any], Any]) -> bool:
         (x, rng.uniform(0, 1, 9)),
         (np.array([3.0, 1.0, 2.0, 2.0, 5.0]), np.array([0.1, 0.4, 0.2, 0.3, 0.9])),  # a tie
     ]
-    what = "Spearman rank correlation"
-    for a, b in cases:
-        got = _call(fn, a.copy(), b.copy())
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return _report(False, "return one number between -1 and 1.", what=what)
-        expected = _spearman(a, b)
-        if not _close(value, expected, rtol=1e-4, atol=1e-6):
-            hint = (
-                "replace each array by its ranks (ties share their average rank), then take "
-                "the Pearson correlation of the two rank vectors."
-            )
-            if _close(value, float(np.corrcoef(a, b)[0, 1])):
-                hint = "that is the Pearson correlation of the values; correlate their ranks."
-            return _report(False, hint, what=what)
-    return _report(True, "", what=what)
+    return check(
+        "Spearman rank correlation", fn, [Case((a, b), _spearman(a, b)) for a, b in cases],
+        compare=_number_close(),
+        symptoms=[(lambda got, *_: _number(got) is None, "return one number between -1 and 1."),
+                  (lambda got, a, b: _close(_number(got), float(np.corrcoef(a, b)[0, 1])),
+                   "that is the Pearson correlation of the values; correlate their ranks.")],
+        hint="replace each array by its ranks (ties share their average rank), then take "
+             "the Pearson correlation of the two rank vectors.",
+    )  # fmt: skip
