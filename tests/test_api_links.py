@@ -55,6 +55,18 @@ def test_every_chapter_uses_the_library_and_every_use_is_documented():
         assert not undocumented, f"{doc} uses undocumented {undocumented}"
 
 
+def test_reference_page_documents_every_public_module():
+    """Every module of the package with an ``__all__`` has its automodule on the page."""
+    page = (ROOT / "book" / "api.md").read_text()
+    shown = set(re.findall(r"\.\. automodule:: (mgs_teach[\w.]*)", page))
+    modules = {
+        "mgs_teach." + ".".join(path.relative_to(ROOT / "mgs_teach").with_suffix("").parts)
+        for path in (ROOT / "mgs_teach").rglob("*.py")
+        if "__all__" in path.read_text() and path.name != "__init__.py"
+    }
+    assert modules == shown, modules ^ shown
+
+
 def test_module_titles_become_rubrics():
     lines = ["Intro.", "", "The part", "--------", "", "Text.", "not a title", "==="]
     api_links._rubrics(lines)
