@@ -6,6 +6,7 @@ kernel       the MGS kernel K = J Jᵀ of a batch and its metrics
 fast         the exact trace from layer structure, and Hutchinson estimators
 linalg       spectral facts of the book (Gram vs scatter, separation, interlacing)
 ntk          kernel gradient descent and the modes of K (the NTK view)
+adversarial  FGSM and PGD attacks, and the per-input MGS and Fisher traces
 penalties    every regulariser of the paper, the MGS penalties among them
 models       Flax NNX models and the ``apply_fn(params, x)`` adapter
 data         two circles, MNIST, motion blur and label noise

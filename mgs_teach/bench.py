@@ -33,7 +33,8 @@ The training benchmark
 MLP, the FCN 6 x 300 and LeNet-5, plain and MGS-trace-penalised, as ``R = 1, 8, 32`` runs:
 with the sequential loop (:func:`mgs_teach.train.train`, one jitted step per Python call,
 the runs one after another) and with the batched engine (:func:`mgs_teach.engine.train_runs`,
-each way of sharing a program). Every row is timed after a first, compiling call of the
+sharing the program as the engine would on this backend; ``--shares vmap serial`` times
+both ways). Every row is timed after a first, compiling call of the
 same program. It prints the ratios; each JSON row has ``model``, ``penalty``, ``runs``,
 ``engine`` (``sequential`` or ``batched``), ``share``, ``steps_per_s_per_run`` (every run's
 optimiser steps counted: R runs of S steps in T seconds make ``R * S / T``) and ``seconds``.
@@ -60,7 +61,7 @@ import numpy as np
 from flax import nnx
 
 from mgs_teach import engine
-from mgs_teach.experiments import DataSpec, ModelSpec
+from mgs_teach.experiments import DataSpec, ModelSpec, provenance
 from mgs_teach.models import FCN, AlexNet, LeNet5, functional
 from mgs_teach.penalties import Regulariser, regulariser
 from mgs_teach.train import Config, Hyper
@@ -339,7 +340,7 @@ def training(
     For every model and penalty: the sequential loop trains one run (its rate per run does
     not depend on how many runs there are, since it trains them one after another), and the
     engine trains ``R`` runs at once for each ``R`` in ``runs``, once per way of sharing
-    the program (``shares``, default both). Each rate is the median of up to three timings
+    the program (``shares``). Each rate is the median of up to three timings
     of the same number of steps (as many as fit in 1.5 seconds), after a first call that
     compiles; the records, set-up and compilation, the same for both, are left out.
 
@@ -349,6 +350,9 @@ def training(
         Subsets of :data:`TRAINING_MODELS`, :data:`PENALTIES` and the run counts
         (default ``[1, 8, 32]``).
     shares : list of str, optional
+        Ways of sharing a program to time: ``"vmap"``, ``"serial"`` or both. Default: the one
+        the engine picks on this backend (:func:`mgs_teach.engine.share_for`), which keeps the
+        default run within five minutes on a 2-core CPU; ``["vmap", "serial"]`` compares them.
     steps : float
         Multiplies the steps of every timing (steadier rates, longer benchmark).
 
@@ -374,7 +378,7 @@ def training(
             for r in runs:
                 rows.append(dict(base, runs=r, engine="sequential", share="-",
                                  seconds=r * n_steps / seq, steps_per_s_per_run=seq))  # fmt: skip
-            for share in shares or ["vmap", "serial"]:
+            for share in shares or [engine.share_for(None)]:
                 for r in runs:
                     jobs = [engine.Job(reg, config, k, data[k]) for k in range(r)]
                     rate = _rate(_batched(spec, jobs, share), n_steps, r)
@@ -421,10 +425,17 @@ def _training_main(argv: list[str]) -> list[dict]:
     for r in ratios(rows):
         print(f"{r['model']:16s} {r['penalty']:10s} {r['runs']:4d} {r['share']:7s} "
               f"{r['ratio']:19.1f}x")  # fmt: skip
-    print(f"(whole benchmark: {time.perf_counter() - start:.0f} s)")
+    wall = time.perf_counter() - start
+    print(f"(whole benchmark: {wall:.0f} s)")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
-        print(f"wrote {args.json}")
+        command = " ".join(["python", "-m", "mgs_teach.bench", "training", *(argv or [])])
+        record = {**provenance(command, time.time() - wall), "wall_s": round(wall, 1)}
+        args.json.with_name(args.json.stem + ".provenance.json").write_text(
+            json.dumps(record, indent=1)
+        )
+        print(f"wrote {args.json} and its provenance beside it")
     return rows
 
 

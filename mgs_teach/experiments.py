@@ -55,6 +55,7 @@ __all__ = [
     "SELECTION_RULE",
     "load_mnist_results",
     "load_runs",
+    "provenance",
     "run_grid",
     "run_mnist",
     "summarise",
@@ -794,7 +795,16 @@ def budget(plan: Any, rates: Sequence[dict]) -> pd.DataFrame:
         min_count=1).reset_index()  # fmt: skip
 
 
-def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
+def provenance(command: str, start: float) -> dict[str, Any]:
+    """Where a stored result comes from: the command, the commit, the machine, the versions.
+
+    Parameters
+    ----------
+    command : str
+        The command line that made the result.
+    start : float
+        Its start, as ``time.time()``.
+    """
     import platform
     import subprocess
     import time
@@ -816,14 +826,19 @@ def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = "not installed"
-    source = plan.source if plan.source != "auto" else _mnist("auto").source
     return dict(
-        command=" ".join(["python", "-m", "mgs_teach.experiments", *argv]),
+        command=command,
         git_commit=commit + ("+uncommitted changes in mgs_teach" if dirty else ""),
         device=[str(d) for d in jax.devices()], cpu=platform.processor() or platform.machine(),
-        cpu_count=os.cpu_count(), versions=versions, plan=plan.name, mnist_source=source,
+        cpu_count=os.cpu_count(), versions=versions,
         start=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start)),
     )  # fmt: skip
+
+
+def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
+    source = plan.source if plan.source != "auto" else _mnist("auto").source
+    found = provenance(" ".join(["python", "-m", "mgs_teach.experiments", *argv]), start)
+    return {**found, "plan": plan.name, "mnist_source": source}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

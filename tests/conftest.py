@@ -34,6 +34,11 @@ def book_build(tmp_path_factory):
     cmd = [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    (out / "build.log").write_text(log)
+    # Each notebook's execution time, straight to the terminal (past pytest's capture), so
+    # that a CI log shows where the build's time went.
+    timings = [line.strip() for line in log.splitlines() if re.search(r"Execut(ing|ed) ", line)]
+    sys.__stderr__.write("\nbook build, notebook execution:\n  " + "\n  ".join(timings) + "\n")
     assert result.returncode == 0, "book build failed:\n" + "\n".join(
         line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line
     )

@@ -7,6 +7,7 @@ modern JAX.
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -68,6 +69,9 @@ def test_the_training_benchmark_writes_its_rows(tmp_path, capsys):
         assert row["steps_per_s_per_run"] > 0 and row["penalty"] in ("none", "mgs_trace")
     text = capsys.readouterr().out
     assert "engine / sequential" in text and text.count("x\n") >= 4
+    record = json.loads((tmp_path / "training.provenance.json").read_text())
+    assert record["command"].startswith("python -m mgs_teach.bench training --models")
+    assert record["wall_s"] > 0 and record["versions"]["jax"] == jax.__version__
 
 
 def test_the_budget_of_a_plan_follows_from_rates():
