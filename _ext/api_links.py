@@ -18,6 +18,7 @@ import ast
 import importlib
 import inspect
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,19 +96,29 @@ def chapter_uses(srcdir: Path) -> dict[str, set[str]]:
     for nb in sorted((srcdir / "book").glob("*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        # One module: names imported in one cell are used in the next. Magics are dropped.
-        code = "\n".join(line for line in code.splitlines() if line.lstrip()[:1] not in "%!")
+        # One module: names imported in one cell are used in the next. Line magics and shell
+        # escapes are dropped (not a continuation line that starts with "!=").
+        code = "\n".join(line for line in code.splitlines()
+                         if not re.match(r"\s*(%|!(?!=))", line))  # fmt: skip
+        try:
+            ast.parse(code)
+        except SyntaxError as err:
+            logger.warning(f"{nb.name}: its code could not be read for library links ({err})")
         found[f"book/{nb.stem}"] = uses(code)
     return found
 
 
 def documented(name: str) -> bool:
-    """Whether the reference page shows ``name``: it is in its module's ``__all__``."""
-    module, _, attr = name.rpartition(".")
-    try:
-        return attr in getattr(importlib.import_module(module), "__all__", ())
-    except ImportError:  # a method or nested class: documented with its class
-        return False
+    """Whether the reference page shows ``name``: it, or the class it belongs to, is in its
+    module's ``__all__`` (a method is documented with its class)."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            module = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        return parts[cut] in getattr(module, "__all__", ())
+    return False
 
 
 def _builder_inited(app: Any) -> None:

@@ -63,12 +63,15 @@ def test_auc_agrees_with_scikit_learn(capsys):
 
 def test_tpr_at_fpr(capsys):
     def right(neg, pos, fpr):
-        threshold = np.sort(neg)[::-1][int(np.floor(fpr * len(neg)))]
+        threshold = np.sort(neg)[::-1][int(np.floor(fpr * len(neg) + 1e-9))]
         return float(np.mean(pos > threshold))
 
     assert checks.tpr_at_fpr(right)
     capsys.readouterr()
     rejects(checks.tpr_at_fpr, {
+        "strictly above": lambda n, p, fpr: float(np.mean(p >= np.sort(n)[::-1][
+            int(np.floor(fpr * len(n) + 1e-9))])),
+        "interpolates": lambda n, p, fpr: float(np.mean(p > np.quantile(n, 1 - fpr))),
         "from the negatives": lambda n, p, fpr: float(np.mean(p > np.quantile(p, fpr))),
         "sort the negatives": lambda n, p, fpr: float(np.mean(p > np.quantile(n, 0.5))),
     }, capsys)  # fmt: skip

@@ -67,6 +67,12 @@ def test_tolerances_per_case_and_custom_comparison(capsys):
     assert not ok and "Hint: h" in capsys.readouterr().out
 
 
+def test_a_diagnosis_that_raises_does_not_match(capsys):
+    ok = check("t", lambda x: 3.0, [Case((1.0,), 2.0)], hint="general",
+               diagnoses=[(lambda x: 1 / 0, "never"), (lambda x: 3.0, "the factor")])  # fmt: skip
+    assert not ok and "Hint: the factor" in capsys.readouterr().out
+
+
 def test_number():
     assert _number(np.float32(1.5)) == 1.5 and _number("2") == 2.0
     assert _number(True) is None and _number([1, 2]) is None and _number(None) is None

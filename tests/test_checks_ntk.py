@@ -46,7 +46,12 @@ def test_half_life(capsys):
         "round up": lambda lam, eta: math.floor(math.log(0.5) / math.log(abs(1 - eta * lam))),
         "sign alternates": lambda lam, eta: right(lam, eta) if eta * lam <= 1 else 99,
         "smallest whole t": lambda lam, eta: 2 * right(lam, eta) + 1,
+        "np.ceil returns a float": lambda lam, eta: float(right(lam, eta)),
+        "one step removes the mode": lambda lam, eta: (
+            0 if eta * lam == 1 else right(lam, eta)),  # what log(0) = -inf gives
     }, capsys)  # fmt: skip
+    assert checks.half_life(lambda lam, eta: np.int64(right(lam, eta)))
+    assert not checks.half_life(lambda lam, eta: str(right(lam, eta)))
 
 
 def test_linear_kernel(capsys):

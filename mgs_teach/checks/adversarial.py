@@ -100,9 +100,15 @@ def auc(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
     )  # fmt: skip
 
 
-def _tpr(neg: np.ndarray, pos: np.ndarray, fpr: float) -> float:
-    threshold = np.sort(neg)[::-1][int(np.floor(fpr * len(neg)))]  # first negative not flagged
-    return float(np.mean(pos > threshold))
+def _tpr(neg: np.ndarray, pos: np.ndarray, fpr: float, strict: bool = True) -> float:
+    k = int(np.floor(fpr * len(neg) + 1e-9))  # + 1e-9: 0.29 * 100 is 28.999999999999996
+    threshold = np.sort(neg)[::-1][k]  # the first negative that must not be flagged
+    return float(np.mean(pos > threshold if strict else pos >= threshold))
+
+
+def _quantile_rate(neg: np.ndarray, pos: np.ndarray, fpr: float) -> float:
+    """The usual mistake: the threshold at the interpolated (1 - fpr) quantile."""
+    return float(np.mean(pos > np.quantile(neg, 1 - fpr)))
 
 
 def tpr_at_fpr(fn: Callable[..., Any]) -> bool:
@@ -114,14 +120,22 @@ def tpr_at_fpr(fn: Callable[..., Any]) -> bool:
     """
     rng = np.random.default_rng(54)
     cases = []
-    for n_neg, n_pos, fpr in ((200, 50, 0.05), (40, 40, 0.1), (10, 3, 0.0), (100, 30, 0.01)):
+    for n_neg, n_pos, fpr in ((200, 50, 0.05), (40, 40, 0.1), (10, 3, 0.0), (100, 30, 0.29)):
         neg, pos = rng.normal(0, 1, n_neg), rng.normal(1.5, 1, n_pos)
         cases.append(Case((neg, pos, fpr), _tpr(neg, pos, fpr)))
+    # a positive tied with the threshold negative, and one between it and the 0.75 quantile
+    tied_neg, tied_pos = np.arange(10.0), np.array([6.9, 7.0, 7.5, 9.5])
+    cases.append(Case((tied_neg, tied_pos, 0.25), _tpr(tied_neg, tied_pos, 0.25)))
     return check(
         "detection rate at a false-alarm rate", fn, cases,
         compare=lambda got, case: _close(_number(got), case.expected, rtol=1e-9, atol=1e-9),
         symptoms=[
             (lambda got, *_: _number(got) is None, "return one number between 0 and 1."),
+            (lambda got, n, p, fpr: _close(_number(got), _tpr(n, p, fpr, strict=False)),
+             "flag scores strictly above the threshold: a positive equal to it is not flagged."),
+            (lambda got, n, p, fpr: _close(_number(got), _quantile_rate(n, p, fpr)),
+             "np.quantile interpolates between scores; the threshold must be one of the "
+             "negatives' scores, the one in position floor(fpr * n) from the top."),
             (lambda got, n, p, fpr: _close(_number(got), float(np.mean(p > np.quantile(p, fpr)))),
              "the threshold comes from the negatives (the false alarms), not the positives."),
         ],
