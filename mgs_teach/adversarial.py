@@ -31,7 +31,8 @@ def cross_entropy_each(
 
 def project(x: jax.Array, x0: jax.Array, eps: float) -> jax.Array:
     r"""The nearest point to ``x`` with :math:`\|x - x_0\|_\infty \le \epsilon` and pixels in
-    :math:`[0, 1]` (both constraints act entry by entry, so clipping twice is exact)."""
+    :math:`[0, 1]` (both constraints act entry by entry, so clipping twice is exact, given that
+    ``x0`` itself lies in :math:`[0, 1]`)."""
     return jnp.clip(jnp.clip(x, x0 - eps, x0 + eps), 0.0, 1.0)
 
 
@@ -75,7 +76,8 @@ def pgd(
     r"""Projected gradient ascent on ``objective`` within the :math:`L_\infty` ball around ``x``.
 
     Each step moves by ``step_size`` along the sign of the gradient and projects back
-    (:func:`project`), starting from ``x`` itself.
+    (:func:`project`), starting from ``x`` itself: with no random start this is the basic
+    iterative method; Madry et al.'s PGD starts from a random point of the ball.
 
     Parameters
     ----------
@@ -104,8 +106,9 @@ def input_trace(
 ) -> jax.Array:
     r"""The MGS trace of every input on its own: :math:`\sum_c \|\nabla_\theta f_c(x_i)\|^2`.
 
-    One per-input Jacobian at a time (``lax.map``), so memory stays at one input's ``C x P``
-    numbers; differentiable with respect to ``x`` (an adaptive attack needs that).
+    One per-input Jacobian at a time (``lax.map``), so the forward computation holds one
+    input's ``C x P`` numbers at a time; differentiable with respect to ``x`` (an adaptive
+    attack needs that), when the reverse pass keeps what each input needs.
 
     Parameters
     ----------

@@ -39,10 +39,12 @@ def book_build(tmp_path_factory, pytestconfig):
     # log shows where the build's time went.
     timings = [line.strip() for line in log.splitlines() if re.search(r"Executed notebook", line)]
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\nbook build, notebook execution times:")
-        for line in timings:
-            reporter.write_line("  " + line)
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\nbook build, notebook execution times:")
+            for line in timings:
+                reporter.write_line("  " + line)
     assert result.returncode == 0, "book build failed:\n" + "\n".join(
         line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line
     )
