@@ -120,11 +120,7 @@ def input_trace(
     array, shape (B,)
     """
 
-    def one(xi: jax.Array) -> jax.Array:
-        jac = jax.jacrev(lambda p: apply_fn(p, xi[None])[0])(params)
-        return sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(jac))
-
-    return jax.lax.map(one, x)
+    return jax.lax.map(lambda xi: jnp.sum(_class_grad_norms(apply_fn, params, xi)), x)
 
 
 def fisher_trace(
@@ -147,12 +143,21 @@ def fisher_trace(
     array, shape (B,)
     """
 
+    def log_probs(p: Any, x: jax.Array) -> jax.Array:
+        return jax.nn.log_softmax(apply_fn(p, x))
+
     def one(xi: jax.Array) -> jax.Array:
-        logp = lambda p: jax.nn.log_softmax(apply_fn(p, xi[None])[0])  # noqa: E731
-        jac = jax.jacrev(logp)(params)  # leaves (C, *shape)
-        sq = sum(
-            jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(jac)
-        )
-        return jnp.sum(jnp.exp(logp(params)) * sq)
+        probs = jnp.exp(log_probs(params, xi[None])[0])
+        return jnp.sum(probs * _class_grad_norms(log_probs, params, xi))
 
     return jax.lax.map(one, x)
+
+
+def _class_grad_norms(
+    apply_fn: Callable[[Any, jax.Array], jax.Array], params: Any, xi: jax.Array
+) -> jax.Array:
+    r""":math:`\|\nabla_\theta f_c(x)\|^2` for every output ``c`` of one input, shape ``(C,)``."""
+    jac = jax.jacrev(lambda p: apply_fn(p, xi[None])[0])(params)  # leaves (C, *shape)
+    return sum(
+        jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(jac)
+    )

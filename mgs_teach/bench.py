@@ -418,7 +418,7 @@ def _training_main(argv: list[str]) -> list[dict]:
     args = parser.parse_args(argv)
     print(f"Training benchmark: sequential loop vs batched engine, jax {jax.__version__} on "
           f"{jax.devices()[0]}", flush=True)  # fmt: skip
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     rows = training(args.models, args.penalties, args.runs, shares=args.shares,
                     steps=args.steps)  # fmt: skip
     print(f"\n{'model':16s} {'penalty':10s} {'runs':>4s} {'share':7s} {'engine / sequential':>20s}")
@@ -431,7 +431,7 @@ def _training_main(argv: list[str]) -> list[dict]:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
         command = " ".join(["python", "-m", "mgs_teach.bench", "training", *(argv or [])])
-        record = {**provenance(command, time.time() - wall), "wall_s": round(wall, 1)}
+        record = {**provenance(command, started), "wall_s": round(wall, 1)}
         args.json.with_name(args.json.stem + ".provenance.json").write_text(
             json.dumps(record, indent=1)
         )
