@@ -80,6 +80,7 @@ __all__ = [
     "neural_tangents",
     "nt_python",
     "setup_nt",
+    "step_flops",
     "training",
 ]
 
@@ -301,11 +302,34 @@ def _batched(spec: ModelSpec, jobs: list, share: str) -> Callable:
 
     def run(steps: int) -> None:
         with float64():
-            outs = [chunk_fn(st, *arrays, jnp.asarray([steps], jnp.int32), jnp.int32(0))
-                    for st, arrays in prepared]  # fmt: skip
-            jax.block_until_ready(outs)
+            for st, arrays in prepared:  # one after another, each waited for, as the engine does
+                out = chunk_fn(st, *arrays, jnp.asarray([steps], jnp.int32), jnp.int32(0))
+                jax.block_until_ready(out)
 
     return run
+
+
+def step_flops(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config) -> float:
+    """Floating-point operations of one training step of one run, by XLA's cost analysis of
+    the lowered step (the arithmetic that no way of running it can avoid)."""
+    from mgs_teach.train import _compiled, build, compile_key
+
+    builder, _, _ = _compiled(spec, *compile_key(reg, config), len(data[0]))
+    state = builder.init(build(spec, reg, 0)[2], jax.random.key(0))
+    args = (state, jnp.asarray(data[0]), jnp.asarray(data[1]), jnp.int32(1),
+            Hyper.of(reg, config))  # fmt: skip
+    cost = jax.jit(builder.step).lower(*args).cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float((cost or {}).get("flops", float("nan")))
+
+
+def matmul_peak(n: int = 1024, repeats: int = 10) -> float:
+    """Floating-point operations per second of an ``n x n`` float32 matrix product here: the
+    arithmetic rate that large, dense work reaches on this device (median of ``repeats``)."""
+    a = jnp.ones((n, n), jnp.float32)
+    product = jax.jit(lambda a: a @ a)
+    seconds = median_seconds(lambda: product(a), repeats, budget=None)
+    return 2 * n**3 / seconds
 
 
 def _rate(run: Callable[[int], None], steps: int, runs: int, budget: float = 1.5) -> float:
@@ -359,12 +383,16 @@ def training(
     Returns
     -------
     list of dict
-        Rows as in the module docstring; ``seconds`` is the time of one timed call.
+        Rows as in the module docstring; ``seconds`` is the time of one timed call,
+        ``flops_per_step`` the arithmetic of one step of one run (:func:`step_flops`) and
+        ``peak_flops_per_s`` this device's large matrix-product rate (:func:`matmul_peak`).
+        Together they bound what any engine can gain: see :func:`ceilings`.
     """
     models = models or DEFAULT_TRAINING_MODELS
     penalties = penalties or list(PENALTIES)
     runs = runs or [1, 8, 32]
     rows, device = [], jax.devices()[0].platform
+    peak = matmul_peak()
     for name in models:
         spec, data_spec, config, n_steps, method = TRAINING_MODELS[name]
         n_steps = max(1, round(n_steps * steps))
@@ -374,7 +402,9 @@ def training(
             if penalty == "mgs_trace":
                 reg = dataclasses.replace(reg, method=method)
             seq = _rate(_sequential(spec, data[0], reg, config), n_steps, 1)
-            base = dict(model=name, penalty=penalty, device=device)
+            base = dict(model=name, penalty=penalty, device=device,
+                        flops_per_step=step_flops(spec, data[0], reg, config),
+                        peak_flops_per_s=peak)  # fmt: skip
             for r in runs:
                 rows.append(dict(base, runs=r, engine="sequential", share="-",
                                  seconds=r * n_steps / seq, steps_per_s_per_run=seq))  # fmt: skip
@@ -398,6 +428,28 @@ def ratios(rows: list[dict]) -> list[dict]:
     return [dict(model=r["model"], penalty=r["penalty"], runs=r["runs"], share=r["share"],
                  ratio=r["steps_per_s_per_run"] / seq[r["model"], r["penalty"], r["runs"]])
             for r in rows if r["engine"] == "batched"]  # fmt: skip
+
+
+def ceilings(rows: list[dict]) -> list[dict]:
+    """How far the sequential loop is from this device's arithmetic rate, per model and penalty.
+
+    ``gflops_per_s`` is the rate at which the sequential loop does a step's arithmetic;
+    ``share_of_peak`` that rate over the device's large matrix-product rate; and ``ceiling``
+    the reciprocal: the most any engine could gain over the sequential loop if it ran every
+    step at that rate. Small networks' matrix products run below it, so the true bound is
+    lower still.
+    """
+    out = []
+    for r in rows:
+        if r["engine"] == "sequential" and r["runs"] == min(
+            q["runs"] for q in rows if q["engine"] == "sequential"
+        ):
+            rate = r["steps_per_s_per_run"] * r["flops_per_step"]
+            out.append(dict(model=r["model"], penalty=r["penalty"],
+                            mflops_per_step=r["flops_per_step"] / 1e6, gflops_per_s=rate / 1e9,
+                            share_of_peak=rate / r["peak_flops_per_s"],
+                            ceiling=r["peak_flops_per_s"] / rate))  # fmt: skip
+    return out
 
 
 def _training_main(argv: list[str]) -> list[dict]:
@@ -425,6 +477,15 @@ def _training_main(argv: list[str]) -> list[dict]:
     for r in ratios(rows):
         print(f"{r['model']:16s} {r['penalty']:10s} {r['runs']:4d} {r['share']:7s} "
               f"{r['ratio']:19.1f}x")  # fmt: skip
+    print(f"\nThe arithmetic bound: a {rows[0]['peak_flops_per_s'] / 1e9:.0f} GFLOP/s matrix "
+          "product here, against the sequential loop's rate")  # fmt: skip
+    print(f"{'model':16s} {'penalty':10s} {'MFLOP/step':>10s} {'GFLOP/s':>8s} {'of peak':>8s} "
+          f"{'most any engine gains':>22s}")  # fmt: skip
+    for c in ceilings(rows):
+        print(
+            f"{c['model']:16s} {c['penalty']:10s} {c['mflops_per_step']:10.1f} "
+            f"{c['gflops_per_s']:8.1f} {c['share_of_peak']:7.0%} {c['ceiling']:21.1f}x"
+        )
     wall = time.perf_counter() - start
     print(f"(whole benchmark: {wall:.0f} s)")
     if args.json:

@@ -54,10 +54,13 @@ __all__ = [
     "ModelSpec",
     "SELECTION_RULE",
     "load_mnist_results",
+    "load_testbench_results",
     "load_runs",
     "provenance",
     "run_grid",
     "run_mnist",
+    "run_testbench",
+    "testbench_summary",
     "summarise",
     "tune",
 ]
@@ -665,6 +668,95 @@ def run_mnist(
     return results
 
 
+def run_testbench(
+    plan: Any,
+    out: str | Path,
+    tuned: str | Path,
+    *,
+    shard: tuple[int, int] | None = None,
+    progress: bool = True,
+    train: bool = True,
+) -> dict[str, Any]:
+    """Train a plan's test bench (Appendix F) with the strengths its tuning chose.
+
+    The paper tunes once and keeps the strengths for the whole test bench; so does this:
+    they are read from ``tuned/best_strengths.json``, written by
+    ``python -m mgs_teach.experiments mnist`` for the same plan. Runs go to ``out/runs/``,
+    resumably, as :func:`run_grid` writes them.
+
+    Parameters
+    ----------
+    plan : mgs_teach.plans.MNISTPlan
+        Its :attr:`~mgs_teach.plans.MNISTPlan.testbench` is trained.
+    out : path
+    tuned : path
+        The results folder of the plan's MNIST command (its tuned strengths).
+    shard, progress, train
+        As in :func:`run_mnist`.
+
+    Returns
+    -------
+    dict
+        ``best`` (the strengths used) and ``testbench`` (every run's history).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``tuned/best_strengths.json`` is missing, or (``train=False``) a run is.
+    """
+    path = Path(tuned) / "best_strengths.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the test bench keeps the strengths tuned for the tables; "
+            f"run `python -m mgs_teach.experiments mnist --plan {plan.name} --out {tuned}` first"
+        )
+    best = json.loads(path.read_text())
+    grid = plan.testbench_grid(best)
+    seeds = range(plan.testbench.runs)
+    if not train:
+        _require(grid, seeds, Path(out) / "runs")
+    runs = run_grid(grid, seeds, Path(out) / "runs", shard=shard if train else None,
+                    progress=progress)  # fmt: skip
+    return {"best": best, "testbench": runs}
+
+
+def testbench_summary(runs: pd.DataFrame, plan: Any, best: dict[str, Any]) -> dict[str, Any]:
+    """The compact summary of a test bench (``summary.json``): for each training size, noise
+    level and method, the final mean, sd and max of the test accuracy in percent
+    (:func:`summarise`), the runs behind them and those that diverged; plus the strengths."""
+    t = plan.testbench
+    table = summarise(runs, ["n_train", "label_noise", "regulariser"])
+    entries: dict[str, Any] = {}
+    for row in table.itertuples():
+        size = entries.setdefault(str(int(row.n_train)), {})
+        cell = size.setdefault(f"{row.label_noise:.0%}", {})
+        cell[row.regulariser] = dict(
+            final=None if np.isnan(row.final) else round(100 * row.final, 2),
+            sd=None if np.isnan(row.sd) else round(100 * row.sd, 2),
+            max=None if np.isnan(row.max) else round(100 * row.max, 2),
+            runs=int(row.runs), diverged=int(row.diverged))  # fmt: skip
+    return dict(plan=plan.name, model=t.model.name, epochs=t.epochs, runs=t.runs,
+                strengths={r: best.get(t.model.name, {}).get(r, 0.0) for r in t.methods},
+                entries=entries)  # fmt: skip
+
+
+def load_testbench_results(out: str | Path) -> dict[str, Any] | None:
+    """The results of ``python -m mgs_teach.experiments testbench`` stored under ``out``, read
+    back without training (as :func:`load_mnist_results`), or ``None`` if not finished.
+    The command keeps a copy of the strengths it used in ``out/best_strengths.json``."""
+    from mgs_teach.plans import PLANS
+
+    path = Path(out) / "provenance.json"
+    if not path.exists():
+        return None
+    provenance = json.loads(path.read_text())
+    if provenance.get("status") != "finished":
+        return None
+    plan = PLANS[provenance["plan"]]
+    results = run_testbench(plan, out, out, progress=False, train=False)
+    return {**results, "provenance": provenance, "plan": plan}
+
+
 def _require(grid: Sequence[Experiment], seeds: Iterable[int], out: Path) -> None:
     missing = [(e.key, s) for e in grid for s in seeds if not _csv(out, e, s).exists()]
     if missing:
@@ -771,6 +863,8 @@ def budget(plan: Any, rates: Sequence[dict]) -> pd.DataFrame:
         parts.append(("tuning", tuning_grid(base, candidates, plan.tuning.n_val, options),
                       plan.tuning.runs))  # fmt: skip
     parts += [(name, grid, plan.runs_of(name)) for name, grid in plan.grids({}).items()]
+    if plan.testbench is not None:
+        parts.append(("testbench", plan.testbench_grid({}), plan.testbench.runs))
     rows = []
     for part, grid, seeds in parts:
         groups: dict[tuple, list[Experiment]] = {}
@@ -841,44 +935,59 @@ def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
     return {**found, "plan": plan.name, "mnist_source": source}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mgs_teach.experiments mnist --plan cpu --out results/mnist-cpu``."""
-    import argparse
-    import signal
-    import sys
-    import time
-
-    from mgs_teach.plans import PLANS
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m mgs_teach.experiments",
-                                     description="Reproduce a chapter's experiments.")  # fmt: skip
-    sub = parser.add_subparsers(dest="experiment", required=True)
-    mnist = sub.add_parser("mnist", help="the chapter 'MGS on corrupted MNIST'")
-    mnist.add_argument("--plan", default="cpu", choices=sorted(PLANS))
-    mnist.add_argument("--out", default=None, help="results folder (default results/mnist-PLAN)")
-    mnist.add_argument(
+def _add_run_options(parser: Any, default_out: str) -> None:
+    parser.add_argument("--plan", default="cpu", choices=sorted(_plans()))
+    parser.add_argument("--out", default=None, help=f"results folder (default {default_out})")
+    parser.add_argument(
         "--shard",
         default=None,
         metavar="I/N",
         help="train only the I-th of N disjoint parts (0 <= I < N)",
     )
-    mnist.add_argument(
+    parser.add_argument(
         "--time-limit",
         type=float,
         default=None,
         metavar="SECONDS",
         help="stop cleanly after this long; the next call continues",
     )
-    mnist.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _plans() -> dict[str, Any]:
+    from mgs_teach.plans import PLANS
+
+    return PLANS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mgs_teach.experiments mnist --plan cpu`` (then ``testbench --plan cpu``)."""
+    import argparse
+    import shutil
+    import signal
+    import sys
+    import time
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m mgs_teach.experiments",
+                                     description="Reproduce a chapter's experiments.")  # fmt: skip
+    sub = parser.add_subparsers(dest="experiment", required=True)
+    mnist = sub.add_parser("mnist", help="the chapter 'MGS on corrupted MNIST'")
+    _add_run_options(mnist, "results/mnist-PLAN")
+    bench = sub.add_parser("testbench", help="Appendix F's test bench, with the tuned strengths")
+    _add_run_options(bench, "results/testbench-PLAN")
+    bench.add_argument("--tuned", default=None,
+                       help="results of the plan's mnist command, for its tuned strengths "
+                            "(default results/mnist-PLAN)")  # fmt: skip
     cost = sub.add_parser("budget", help="a plan's wall time from measured rates")
-    cost.add_argument("--plan", default="paper", choices=sorted(PLANS))
+    cost.add_argument("--plan", default="paper", choices=sorted(_plans()))
     cost.add_argument(
         "--rates", type=Path, required=True, help="JSON of python -m mgs_teach.bench training"
     )
     args = parser.parse_args(argv)
+    plan = _plans()[args.plan]
     if args.experiment == "budget":
-        table = budget(PLANS[args.plan], json.loads(args.rates.read_text()))
+        table = budget(plan, json.loads(args.rates.read_text()))
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
         total = table["seconds"].sum(min_count=1)
         print(f"plan {args.plan}: about {total / 60:.1f} minutes of training (records and "
@@ -886,12 +995,33 @@ def main(argv: Sequence[str] | None = None) -> int:
               "some networks have no measured rate: time them with --models")  # fmt: skip
         return 0
 
-    plan = PLANS[args.plan]
-    out = Path(args.out or f"results/mnist-{plan.name}")
+    if args.experiment == "testbench" and plan.testbench is None:
+        parser.error(f"plan {plan.name} has no test bench")
+    out = Path(args.out or f"results/{args.experiment}-{plan.name}")
     shard = None
     if args.shard:
         i, n = (int(v) for v in args.shard.split("/"))
         shard = (i, n)
+    if args.experiment == "testbench":
+        tuned = Path(args.tuned or f"results/mnist-{plan.name}")
+
+        def work() -> dict[str, Any]:
+            results = run_testbench(plan, out, tuned, shard=shard, progress=not args.no_progress)
+            if shard is None:
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(tuned / "best_strengths.json", out / "best_strengths.json")
+            return results
+
+        def summary(results: dict[str, Any]) -> dict[str, Any]:
+            return testbench_summary(results["testbench"], plan, results["best"])
+    else:
+
+        def work() -> dict[str, Any]:
+            return run_mnist(plan, out, shard=shard, progress=not args.no_progress)
+
+        def summary(results: dict[str, Any]) -> dict[str, Any]:
+            return mnist_summary(results, plan)
+
     start = time.time()
     previous = (
         json.loads((out / "provenance.json").read_text())
@@ -912,7 +1042,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.setitimer(signal.ITIMER_REAL, args.time_limit)
     status = "finished"
     try:
-        results = run_mnist(plan, out, shard=shard, progress=not args.no_progress)
+        results = work()
     except KeyboardInterrupt as err:
         status = "partial"
         print(f"stopped ({err or 'interrupted'}); finished runs are kept: run the same command "
@@ -934,7 +1064,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     provenance["total_wall_s"] = round(provenance["wall_s"] + provenance["earlier_wall_s"], 1)
     _write_atomic(out / "provenance.json", json.dumps(provenance, indent=1))
     if status == "finished":
-        _write_atomic(out / "summary.json", json.dumps(mnist_summary(results, plan), indent=1))
+        _write_atomic(out / "summary.json", json.dumps(summary(results), indent=1))
         print(
             f"finished in {end - start:.0f} s; results, provenance.json and summary.json in {out}"
         )

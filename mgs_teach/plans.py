@@ -13,10 +13,13 @@
     about, with one record per epoch. LeNet-5's MGS penalty uses the one-probe Hutchinson
     estimate of tr K (its exact trace costs 9 plain steps on a CPU, the estimate 1.3), and
     :class:`TraceCheck` trains both side by side. Results under ``results/mnist-cpu/``.
+    Its test bench (Appendix F, a command of its own, results under
+    ``results/testbench-cpu/``): the FCN at 4 sizes x 5 noise levels, 3 runs, 35 epochs.
 ``PAPER``
     The paper's sizes (Appendix D): 400 epochs and 10 runs for the tables, tuning with 100
-    epochs and 5 runs, AlexNet for Figure 3, Figure 4 over its five axes. For a GPU
-    (``scripts/gpu_reproduce.sh``).
+    epochs and 5 runs, AlexNet for Figure 3, Figure 4 over its five axes, and Appendix F's
+    143 scenarios (11 sizes x 13 noise levels; the paper gives only the ranges and the count)
+    for LeNet-5. For a GPU (``scripts/gpu_reproduce.sh``).
 
 Every plan is one :class:`MNISTPlan`; :meth:`MNISTPlan.tuning` and :meth:`MNISTPlan.grids`
 turn it into :class:`mgs_teach.experiments.Experiment` values, and
@@ -26,6 +29,7 @@ turn it into :class:`mgs_teach.experiments.Experiment` values, and
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from mgs_teach.experiments import DataSpec, Experiment, ModelSpec
@@ -43,6 +47,7 @@ __all__ = [
     "Figure4",
     "MNISTPlan",
     "Table",
+    "TestBench",
     "Tuning",
 ]
 
@@ -142,6 +147,41 @@ class Figure4:
 
 
 @dataclasses.dataclass(frozen=True)
+class TestBench:
+    """Appendix F: every method over a grid of training sizes and label-noise levels.
+
+    The paper: "each method retained the same parameters and was then run over a large
+    testbench, for 400 epochs for both networks, where the training size and label noise
+    were varied between 250 and 9000 training samples and 0% to 100% respectively"; 143
+    scenarios, 10 runs each. The strengths are the plan's tuned ones, never tuned again.
+
+    Attributes
+    ----------
+    model : ModelSpec
+    sizes : tuple of int
+        Training samples of each scenario.
+    noises : tuple of float
+        Label-noise fractions.
+    epochs, runs : int
+        The same epochs for every size, as in the paper (so a small set takes fewer steps).
+    methods : tuple of str
+        Regularisers (the five of the tables by default).
+    trace_method : str
+        How the MGS penalty computes tr K, as in :class:`Table`.
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    model: ModelSpec
+    sizes: tuple[int, ...]
+    noises: tuple[float, ...]
+    epochs: int
+    runs: int
+    methods: tuple[str, ...] = tuple(TABLE_METHODS.values())
+    trace_method: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
 class TraceCheck:
     """The MGS penalty with the exact trace beside the same with its Hutchinson estimate.
 
@@ -179,6 +219,9 @@ class MNISTPlan:
     trace_check : TraceCheck or None
     figure3_from : float
         Noise level of the table runs that stand in for Figure 3 when ``figure3`` is None.
+    testbench : TestBench or None
+        Appendix F's grid, trained by its own command with the strengths this plan's tuning
+        chose (``python -m mgs_teach.experiments testbench``), not by :meth:`grids`.
     """
 
     name: str
@@ -192,6 +235,7 @@ class MNISTPlan:
     figure4: Figure4 | None
     trace_check: TraceCheck | None = None
     figure3_from: float = 0.6
+    testbench: TestBench | None = None
 
     # ------------------------------------------------------------ experiments of the plan
 
@@ -230,13 +274,7 @@ class MNISTPlan:
         """The experiments of every table and figure, given the tuned strengths
         ``best[network][regulariser]`` (``none`` at 0; an untuned method at the middle of
         its candidates)."""
-        defaults = {**dict(_CANDIDATES), **dict(self.tuning.candidates)}
-
-        def reg(model: ModelSpec, name: str, method: str = "auto") -> Regulariser:
-            middle = defaults[name][len(defaults[name]) // 2] if name in defaults else 0.0
-            s = float(best.get(model.name, {}).get(name, middle))
-            return Regulariser(name, s, **_options(name, method))
-
+        reg = functools.partial(self.regulariser, best)
         grids: dict[str, list[Experiment]] = {}
         for t in self.tables:
             grids[t.name] = [
@@ -269,12 +307,32 @@ class MNISTPlan:
                                     for m in ("auto", "hutchinson")]  # fmt: skip
         return grids
 
+    def regulariser(self, best: dict[str, dict[str, float]], model: ModelSpec, name: str,
+                    method: str = "auto") -> Regulariser:  # fmt: skip
+        """The regulariser ``name`` as this plan trains it on ``model``: its tuned strength
+        ``best[model.name][name]`` (``none`` at 0; an untuned method at the middle of its
+        candidates) and the options every plan gives it."""
+        defaults = {**dict(_CANDIDATES), **dict(self.tuning.candidates)}
+        middle = defaults[name][len(defaults[name]) // 2] if name in defaults else 0.0
+        s = float(best.get(model.name, {}).get(name, middle))
+        return Regulariser(name, s, **_options(name, method))
+
+    def testbench_grid(self, best: dict[str, dict[str, float]]) -> list[Experiment]:
+        """The experiments of :attr:`testbench`, given the tuned strengths (as :meth:`grids`)."""
+        t = self.testbench
+        if t is None:
+            raise ValueError(f"plan {self.name!r} has no test bench")
+        return [self.base(t.model, n, p, t.epochs).replace(
+                    regulariser=self.regulariser(best, t.model, r, t.trace_method))
+                for n in t.sizes for p in t.noises for r in t.methods]  # fmt: skip
+
     def runs_of(self, grid: str) -> int:
         """Runs per scenario of one grid."""
         for t in self.tables:
             if t.name == grid:
                 return t.runs
-        parts = {"figure3": self.figure3, "figure4": self.figure4, "trace_check": self.trace_check}
+        parts = {"figure3": self.figure3, "figure4": self.figure4, "trace_check": self.trace_check,
+                 "testbench": self.testbench}  # fmt: skip
         return parts[grid].runs
 
 
@@ -314,6 +372,8 @@ QUICK = MNISTPlan(
                     changes=(("n_train", (500,)), ("label_noise", (0.8,)),
                              ("batch_size", (128,)), ("learning_rate", (0.3,)),
                              ("epochs", (5,))), runs=1),
+    testbench=TestBench(ModelSpec("fcn", depth=2, width=64), sizes=(250, 500),
+                        noises=(0.0, 0.6), epochs=10, runs=1, methods=("none", "mgs_trace")),
 )  # fmt: skip
 
 CPU = MNISTPlan(
@@ -330,6 +390,8 @@ CPU = MNISTPlan(
     figure3=None,
     figure4=None,
     trace_check=TraceCheck(LENET5, label_noise=0.6, n_train=3000, epochs=10, runs=1),
+    testbench=TestBench(FCN, sizes=(250, 500, 1000, 2000), noises=(0.0, 0.2, 0.4, 0.6, 0.8),
+                        epochs=35, runs=3),
 )  # fmt: skip
 
 PAPER = MNISTPlan(
@@ -348,6 +410,11 @@ PAPER = MNISTPlan(
                     changes=(("n_train", (1000, 2000)), ("label_noise", (0.2, 0.8)),
                              ("batch_size", (16, 128)), ("learning_rate", (0.03, 0.3)),
                              ("epochs", (50, 200))), runs=3),
+    testbench=TestBench(LENET5, sizes=(250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000,
+                                       7500, 9000),
+                        noises=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95,
+                                1.0),
+                        epochs=400, runs=10),
 )  # fmt: skip
 
 #: Every plan by name.
