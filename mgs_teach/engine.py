@@ -59,6 +59,7 @@ from mgs_teach.train import (
     fingerprint,
     history,
     load,
+    loss_of,
     make_record,
     make_step,
     monitor_batch,
@@ -113,7 +114,8 @@ def share_for(params: Any, backend: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _program(make_model: Callable, reg: Regulariser, config: Config, n_train: int,
-             shared_test: bool, batched: bool = True) -> tuple:  # fmt: skip
+             shared_test: bool, batched: bool = True,
+             loss: str = "cross_entropy") -> tuple:  # fmt: skip
     """The builder and the jitted chunk function of one program (cached: compile once).
 
     ``batched``: the step and the record are vmapped over the run axis. Otherwise the
@@ -122,8 +124,8 @@ def _program(make_model: Callable, reg: Regulariser, config: Config, n_train: in
     outputs.
     """
     apply_fn, train_fn, _ = build(make_model, reg, 0)
-    builder = make_step(apply_fn, train_fn, reg, config, n_train)
-    record = make_record(apply_fn, config)
+    builder = make_step(apply_fn, train_fn, reg, config, n_train, loss_of(loss))
+    record = make_record(apply_fn, config, loss_of(loss))
     if batched:
         step = jax.vmap(builder.step, in_axes=(0, 0, 0, None, 0))
         rec_fn = jax.vmap(record, in_axes=(0, None if shared_test else 0,
@@ -208,6 +210,7 @@ def train_runs(
     chunk_records: int | None = None,
     n_records: int | None = None,
     progress: bool | tqdm = True,
+    loss: str = "cross_entropy",
 ) -> list[Run]:
     """Train a group of runs that share their shapes as one compiled program.
 
@@ -237,6 +240,8 @@ def train_runs(
     progress : bool or tqdm
         Show a progress bar over runs (fractional, updated every chunk), or update the given
         bar by the share of a run each chunk completes.
+    loss : {"cross_entropy", "mse"}
+        The training loss, as in :func:`mgs_teach.train.train`.
 
     Returns
     -------
@@ -252,7 +257,7 @@ def train_runs(
     params = [build(make_model, j.reg, j.seed)[2] for j in jobs]
     share = share_for(params[0]) if share == "auto" else share
     builder, chunk_fn, init_fn = _program(make_model, *compile_key(reg, config), n_train,
-                                          shared_test, share == "vmap")  # fmt: skip
+                                          shared_test, share == "vmap", loss)  # fmt: skip
 
     total = config.total_steps(n_train)
     steps = record_steps(total, config.n_records)

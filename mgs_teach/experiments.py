@@ -51,6 +51,7 @@ __all__ = [
     "ACTIVATIONS",
     "DataSpec",
     "Experiment",
+    "FacesSpec",
     "ModelSpec",
     "SELECTION_RULE",
     "load_mnist_results",
@@ -76,7 +77,8 @@ class ModelSpec:
     ----------
     kind : {"fcn", "lenet5", "alexnet"}
     d_in, d_out : int
-        Inputs (flattened) and outputs; the convolutional networks take 28 x 28 images.
+        Inputs (flattened) and outputs; LeNet-5 takes square images of ``d_in`` pixels
+        (``28 x 28`` by default), AlexNet 28 x 28 ones.
     depth, width : int
         Hidden layers of the FCN (the paper's 6 x 300 by default).
     activation : {"relu", "gelu", "tanh"}
@@ -101,12 +103,20 @@ class ModelSpec:
 
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         if self.kind == "lenet5":
-            return LeNet5(self.d_out, dropout=dropout, rngs=rngs)
+            return LeNet5(self.d_out, side=self.side, dropout=dropout, rngs=rngs)
         if self.kind == "alexnet":
             return AlexNet(self.d_out, dropout=dropout, rngs=rngs)
         return FCN(self.d_in, self.d_out, depth=self.depth, width=self.width,
                    activation=getattr(jax.nn, self.activation), dropout=dropout,
                    rngs=rngs)  # fmt: skip
+
+    @property
+    def side(self) -> int:
+        """Side of the convolutional networks' square images: ``sqrt(d_in)``."""
+        side = round(self.d_in**0.5)
+        if side * side != self.d_in:
+            raise ValueError(f"a convolutional network needs d_in = side**2, got {self.d_in}")
+        return side
 
     @property
     def name(self) -> str:
@@ -166,9 +176,21 @@ class DataSpec:
         if self.n_train < 1 or self.n_val < 0:
             raise ValueError(f"need n_train >= 1 and n_val >= 0, got {self.n_train}, {self.n_val}")
 
+    #: The loss of the task.
+    loss = "cross_entropy"
+
     @property
     def n_classes(self) -> int:
         return 10 if self.task == "mnist" else 2
+
+    @property
+    def noise_level(self) -> float:
+        """The data's noise, as file names show it: the label noise."""
+        return self.label_noise
+
+    def program_part(self) -> DataSpec:
+        """This spec with its data-valued field (the label noise) fixed, for programs."""
+        return dataclasses.replace(self, label_noise=0.0)
 
     def load(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(x_train, y_train, x_eval, y_eval)`` of one seed: the evaluation set is the test
@@ -202,6 +224,94 @@ class DataSpec:
         return x_tr, y_tr, x_te, y_te
 
 
+@dataclasses.dataclass(frozen=True)
+class FacesSpec:
+    """The regression benchmark's data: blurred faces with 15 keypoints, noisy targets.
+
+    The targets are the 30 keypoint coordinates scaled to ``[-1, 1]`` (pixel / (size / 2)
+    - 1), which the networks regress with an MSE loss (:attr:`loss`); multiply an MSE by
+    :attr:`PIXEL_MSE` for pixels of a 96-pixel image, the paper's unit.
+
+    Attributes
+    ----------
+    n_train : int
+    target_noise : float
+        Gaussian noise on every training coordinate, in pixels of a 96-pixel image (the
+        paper's tables: 0, 10, 20, 30), scaled to ``size``
+        (:func:`mgs_teach.faces.corrupted_faces`).
+    n_val : int
+        If positive, the runs are evaluated on ``n_val`` further faces with targets as noisy
+        as the training ones (the data of :func:`tune`).
+    n_test : int
+        Test faces (exact targets), the same for every seed.
+    size : int
+        Side of the images in pixels.
+    blur : bool
+        Motion blur (MNIST-C's, scaled to the image size).
+    source : str
+        ``"procedural"`` (:func:`mgs_teach.faces.keypoint_faces`) or the path of Kaggle's
+        ``training.csv`` (:func:`mgs_teach.faces.load_kaggle_csv`).
+    task : str
+        Always ``"faces"`` (it names the task in files, as :class:`DataSpec`'s does).
+    """
+
+    n_train: int
+    target_noise: float = 0.0
+    n_val: int = 0
+    n_test: int = 500
+    size: int = 48
+    blur: bool = True
+    source: str = "procedural"
+    task: str = "faces"
+
+    #: The loss of the task.
+    loss = "mse"
+    #: One unit of MSE on the scaled targets, in squared pixels of a 96-pixel image.
+    PIXEL_MSE = (96 / 2) ** 2
+
+    def __post_init__(self) -> None:
+        if self.task != "faces":
+            raise ValueError(f"a FacesSpec's task is 'faces', got {self.task!r}")
+        if self.n_train < 1 or self.n_val < 0 or self.n_test < 1:
+            raise ValueError(f"need n_train, n_test >= 1 and n_val >= 0, got {self.n_train}, "
+                             f"{self.n_test}, {self.n_val}")  # fmt: skip
+        if not self.target_noise >= 0:
+            raise ValueError(f"target_noise must be >= 0, got {self.target_noise}")
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16, got {self.size}")
+
+    @property
+    def noise_level(self) -> float:
+        """The data's noise, as file names show it: the target noise."""
+        return self.target_noise
+
+    @property
+    def n_outputs(self) -> int:
+        return 30
+
+    def program_part(self) -> FacesSpec:
+        """This spec with its data-valued field (the target noise) fixed, for programs."""
+        return dataclasses.replace(self, target_noise=0.0)
+
+    def load(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(x_train, y_train, x_eval, y_eval)`` of one seed, targets scaled to [-1, 1]."""
+        from mgs_teach import faces
+
+        pool = None
+        if self.source != "procedural":
+            pool = faces.kaggle_pool(self.source, self.size, self.blur)
+        n = self.n_train + self.n_val
+        x_tr, y_tr, x_te, y_te = faces.corrupted_faces(
+            n, self.n_test, target_noise=self.target_noise, size=self.size, blur=self.blur,
+            seed=seed, pool=pool)  # fmt: skip
+        half = self.size / 2
+        y_tr, y_te = y_tr / half - 1.0, y_te / half - 1.0
+        if self.n_val:
+            return x_tr[: self.n_train], y_tr[: self.n_train], x_tr[self.n_train :], y_tr[
+                self.n_train :]  # fmt: skip
+        return x_tr, y_tr.astype(np.float32), x_te, y_te.astype(np.float32)
+
+
 _MNIST: dict[str, D.MNIST] = {}
 
 
@@ -219,13 +329,13 @@ class Experiment:
     Attributes
     ----------
     model : ModelSpec
-    data : DataSpec
+    data : DataSpec or FacesSpec
     regulariser : Regulariser
     config : Config
     """
 
     model: ModelSpec
-    data: DataSpec
+    data: DataSpec | FacesSpec
     regulariser: Regulariser
     config: Config
 
@@ -260,18 +370,18 @@ class Experiment:
         digest = hashlib.sha1(repr(self).encode()).hexdigest()[:10]
         d, r = self.data, self.regulariser
         split = f"-val{d.n_val}" if d.n_val else ""
-        return (f"{self.model.name}-{d.task}-n{d.n_train}{split}-noise{d.label_noise:g}"
+        return (f"{self.model.name}-{d.task}-n{d.n_train}{split}-noise{d.noise_level:g}"
                 f"-{r.name}-{r.strength:g}-{digest}")  # fmt: skip
 
     @property
     def program(self) -> tuple:
         """What decides the compiled program: runs with equal ``program`` train together.
 
-        Everything but the seed, the strength, the learning rate and the label noise (which
-        are data of the program).
+        Everything but the seed, the strength, the learning rate and the label or target
+        noise (which are data of the program).
         """
         reg, config = program_key(self.regulariser, self.config)
-        return (self.model, dataclasses.replace(self.data, label_noise=0.0), reg, config)
+        return (self.model, self.data.program_part(), reg, config)
 
     def fields(self) -> dict[str, Any]:
         """Every field of every part, flat (the columns :func:`run_grid` adds to histories)."""
@@ -290,7 +400,8 @@ class Experiment:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Experiment:
-        return cls(ModelSpec(**d["model"]), DataSpec(**d["data"]),
+        spec = FacesSpec if d["data"].get("task") == "faces" else DataSpec
+        return cls(ModelSpec(**d["model"]), spec(**d["data"]),
                    Regulariser(**d["regulariser"]), Config(**d["config"]))  # fmt: skip
 
 
@@ -396,7 +507,8 @@ def run_grid(
             tag = hashlib.sha1(repr(sorted((e.key, s) for e, s in members)).encode()).hexdigest()
             ckpt = None if n_records is not None else out / ".checkpoints" / f"{tag[:16]}.pkl"
             results = engine.train_runs(first.model, jobs, share=share, checkpoint=ckpt,
-                                        progress=bar, n_records=n_records)  # fmt: skip
+                                        progress=bar, n_records=n_records,
+                                        loss=first.data.loss)  # fmt: skip
             if any(r.status == "interrupted" for r in results):
                 raise KeyboardInterrupt("grid interrupted; run the same command again to resume")
             for (e, s), r in zip(members, results):
@@ -441,6 +553,7 @@ def summarise(
     metric: str = "test_acc",
     last: int = 5,
     include_failed: bool = False,
+    best: str = "max",
 ) -> pd.DataFrame:
     """Aggregate runs the paper's way (Appendix D.1).
 
@@ -459,6 +572,10 @@ def summarise(
     include_failed : bool
         Also aggregate runs whose ``status`` is not ``"finished"`` (their histories stop
         where they diverged).
+    best : {"max", "min"}
+        The column ``max`` holds the maximum of the run-averaged curve, or its minimum with
+        ``"min"`` (for an error such as the regression benchmark's MSE, where the paper's
+        parenthesised number is the best, lowest, value).
 
     Returns
     -------
@@ -485,7 +602,8 @@ def summarise(
         rows.append({**dict(zip(by, group)),
                      "final": finals.mean() if len(finals) else float("nan"),
                      "sd": finals.std(ddof=1) if len(finals) > 1 else float("nan"),
-                     "max": curve.max() if len(curve) else float("nan"),
+                     "max": (curve.max() if best == "max" else curve.min())
+                     if len(curve) else float("nan"),
                      "runs": len(finals),
                      "diverged": failed if not include_failed else 0})  # fmt: skip
     return pd.DataFrame(rows)
@@ -498,7 +616,8 @@ SELECTION_RULE = (
     "the strength with the highest final validation accuracy (mean of the last 5 records, "
     "then over runs), ties to the lower final validation loss; a strength whose runs diverged "
     "loses. The validation samples are held out from the same noisy source as the training "
-    "samples; the test set plays no part."
+    "samples; the test set plays no part. For the regression benchmark (no accuracy): the "
+    "strength with the lowest final validation MSE, on targets as noisy as the training ones."
 )
 
 
@@ -576,12 +695,16 @@ def tune(
             if len(ok)
             else pd.Series(dtype=float)
         )
+        acc = acc.fillna(-np.inf)  # a regression has no accuracy
         rows.append(dict(regulariser=e.regulariser.name, strength=e.regulariser.strength,
                          val_acc=-np.inf if diverged or acc.empty else float(acc.iloc[0]),
                          val_loss=np.inf if diverged or loss.empty else float(loss.iloc[0]),
                          diverged=bool(diverged)))  # fmt: skip
     table = pd.DataFrame(rows)
-    order = table.sort_values(["val_acc", "val_loss"], ascending=[False, True])
+    if base.data.loss == "mse":  # regression: zero-mean target noise adds a constant to the MSE
+        order = table.sort_values(["val_loss"], ascending=True)
+    else:
+        order = table.sort_values(["val_acc", "val_loss"], ascending=[False, True])
     best_idx = order.groupby("regulariser", sort=False).head(1).index
     table["best"] = table.index.isin(best_idx)
     best = dict(zip(table.loc[best_idx, "regulariser"], table.loc[best_idx, "strength"]))
@@ -770,7 +893,6 @@ def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
     finished; otherwise what :func:`run_mnist` returns, read back without training, plus
     ``provenance`` and ``plan`` (the :class:`mgs_teach.plans.MNISTPlan`).
     """
-    from mgs_teach.plans import PLANS
 
     path = Path(out) / "provenance.json"
     if not path.exists():
@@ -778,7 +900,7 @@ def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
     provenance = json.loads(path.read_text())
     if provenance.get("status") != "finished":
         return None
-    plan = PLANS[provenance["plan"]]
+    plan = _plans(provenance.get("task", "mnist"))[provenance["plan"]]
     results = run_mnist(plan, out, progress=False, train=False)
     return {**results, "provenance": provenance, "plan": plan}
 
@@ -788,7 +910,9 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
 
     For each table, noise level and method: the final mean, the sd and the max of the test
     accuracy in percent (:func:`summarise`), the runs behind them and the runs that diverged
-    (``null`` statistics when every run did); plus the tuned strengths.
+    (``null`` statistics when every run did); plus the tuned strengths. For the regression
+    plans: the test MSE in squared pixels of a 96-pixel image, with the lowest point of the
+    run-averaged curve in place of the max.
     """
     from mgs_teach.plans import TABLE_METHODS
 
@@ -798,16 +922,30 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
     def pct(v: float) -> float | None:
         return None if np.isnan(v) else round(100 * v, 2)
 
+    faces = plan.task == "faces"
+    if faces:  # test MSE in squared pixels of a 96-pixel image; the best is the lowest
+
+        def pct(v: float) -> float | None:  # noqa: F811 - the regression's unit
+            return None if np.isnan(v) else round(FacesSpec.PIXEL_MSE * v, 2)
+
+    noise = "target_noise" if faces else "label_noise"
     for t in plan.tables:
-        table = summarise(results[t.name], ["label_noise", "regulariser"])
+        table = summarise(results[t.name], [noise, "regulariser"],
+                          metric="test_loss" if faces else "test_acc",
+                          best="min" if faces else "max")  # fmt: skip
         entry: dict[str, Any] = {}
         for row in table.itertuples():
-            entry.setdefault(f"{row.label_noise:.0%}", {})[names[row.regulariser]] = dict(
+            level = getattr(row, noise)
+            entry.setdefault(f"{level:g}" if faces else f"{level:.0%}", {})[
+                names[row.regulariser]] = dict(
                 final=pct(row.final), sd=pct(row.sd), max=pct(row.max), runs=int(row.runs),
                 diverged=int(row.diverged))  # fmt: skip
         tables[t.name] = dict(model=t.model.name, n_train=t.n_train, epochs=t.epochs,
                               runs=t.runs, entries=entry)  # fmt: skip
-    return dict(plan=plan.name, best_strengths=results["best"], tables=tables)
+    out = dict(plan=plan.name, best_strengths=results["best"], tables=tables)
+    if faces:
+        out["unit"] = "test MSE, squared pixels of a 96-pixel image; 'max' is the lowest"
+    return out
 
 
 #: Cost of a step of each regulariser relative to a plain step (``none``), for
@@ -932,11 +1070,13 @@ def provenance(command: str, start: float) -> dict[str, Any]:
 def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
     source = plan.source if plan.source != "auto" else _mnist("auto").source
     found = provenance(" ".join(["python", "-m", "mgs_teach.experiments", *argv]), start)
+    if plan.task == "faces":
+        return {**found, "plan": plan.name, "task": "faces", "faces_source": plan.source}
     return {**found, "plan": plan.name, "mnist_source": source}
 
 
-def _add_run_options(parser: Any, default_out: str) -> None:
-    parser.add_argument("--plan", default="cpu", choices=sorted(_plans()))
+def _add_run_options(parser: Any, default_out: str, task: str = "mnist") -> None:
+    parser.add_argument("--plan", default="cpu", choices=sorted(_plans(task)))
     parser.add_argument("--out", default=None, help=f"results folder (default {default_out})")
     parser.add_argument(
         "--shard",
@@ -954,10 +1094,10 @@ def _add_run_options(parser: Any, default_out: str) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def _plans() -> dict[str, Any]:
-    from mgs_teach.plans import PLANS
+def _plans(task: str = "mnist") -> dict[str, Any]:
+    from mgs_teach.plans import PLANS, REGRESSION_PLANS
 
-    return PLANS
+    return REGRESSION_PLANS if task == "faces" else PLANS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -974,6 +1114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="experiment", required=True)
     mnist = sub.add_parser("mnist", help="the chapter 'MGS on corrupted MNIST'")
     _add_run_options(mnist, "results/mnist-PLAN")
+    regression = sub.add_parser(
+        "regression", help="the regression benchmark (Table 2 and D.2's regression)"
+    )
+    _add_run_options(regression, "results/regression-PLAN", "faces")
     bench = sub.add_parser("testbench", help="Appendix F's test bench, with the tuned strengths")
     _add_run_options(bench, "results/testbench-PLAN")
     bench.add_argument("--tuned", default=None,
@@ -985,7 +1129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rates", type=Path, required=True, help="JSON of python -m mgs_teach.bench training"
     )
     args = parser.parse_args(argv)
-    plan = _plans()[args.plan]
+    plan = _plans("faces" if args.experiment == "regression" else "mnist")[args.plan]
     if args.experiment == "budget":
         table = budget(plan, json.loads(args.rates.read_text()))
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
@@ -1004,6 +1148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         shard = (i, n)
     if args.experiment == "testbench":
         tuned = Path(args.tuned or f"results/mnist-{plan.name}")
+        if not (tuned / "best_strengths.json").exists():
+            print(f"{tuned / 'best_strengths.json'} is missing: the test bench keeps the strengths "
+                  f"tuned for the tables; run `python -m mgs_teach.experiments mnist --plan "
+                  f"{plan.name} --out {tuned}` first", file=sys.stderr)  # fmt: skip
+            return 2
 
         def work() -> dict[str, Any]:
             results = run_testbench(plan, out, tuned, shard=shard, progress=not args.no_progress)

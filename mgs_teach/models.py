@@ -169,13 +169,14 @@ def n_params(params: Any) -> int:
     return sum(int(leaf.size) for leaf in jax.tree.leaves(params))
 
 
-def _as_image(x: jax.Array) -> jax.Array:
-    """``(B, 28, 28)`` or ``(B, 28, 28, 1)`` inputs as NHWC ``(B, 28, 28, 1)``."""
+def _as_image(x: jax.Array, side: int = 28) -> jax.Array:
+    """``(B, S, S)`` or ``(B, S, S, 1)`` inputs as NHWC ``(B, S, S, 1)``, ``S = side``."""
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
+    if x.ndim != 4 or x.shape[1:] != (side, side, 1):
         raise ValueError(
-            f"expected images of shape (B, 28, 28) or (B, 28, 28, 1), got {tuple(x.shape)}"
+            f"expected images of shape (B, {side}, {side}) or (B, {side}, {side}, 1), "
+            f"got {tuple(x.shape)}"
         )
     return x
 
@@ -216,27 +217,32 @@ class LeNet5(nnx.Module):
     ----------
     d_out : int
         Number of outputs (logits).
+    side : int
+        Side of the square input images (28 for MNIST; a multiple of 4).
     dropout : float
         Dropout rate between the fully connected layers (0 disables it).
     rngs : nnx.Rngs
     """
 
-    def __init__(self, d_out: int = 10, *, dropout: float = 0.0, rngs: nnx.Rngs) -> None:
-        if d_out < 1:
-            raise ValueError(f"bad LeNet5 size: d_out={d_out}")
+    def __init__(self, d_out: int = 10, *, side: int = 28, dropout: float = 0.0,
+                 rngs: nnx.Rngs) -> None:  # fmt: skip
+        if d_out < 1 or side < 12 or side % 4:
+            raise ValueError(f"bad LeNet5 size: d_out={d_out}, side={side} (a multiple of 4)")
+        self.side = side
         self.conv1 = Conv(1, 6, (5, 5), padding="SAME", rngs=rngs)
         self.conv2 = Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
-        sizes = [5 * 5 * 16, 120, 84, d_out]
+        last = (side // 2 - 4) // 2  # SAME conv, pool 2, VALID 5x5 conv, pool 2
+        sizes = [last * last * 16, 120, 84, d_out]
         self.fc = nnx.List([Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.dropout = Dropout(dropout) if dropout > 0 else None
 
     def __call__(
         self, x: jax.Array, *, rngs: jax.Array | None = None, dropout_rate: Any = None
     ) -> jax.Array:
-        x = _as_image(x)
+        x = _as_image(x, self.side)
         x = nnx.avg_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))  # (B, 14, 14, 6)
         x = nnx.avg_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))  # (B, 5, 5, 16)
-        x = jnp.reshape(x, (x.shape[0], -1))  # (B, 400)
+        x = jnp.reshape(x, (x.shape[0], -1))  # (B, 400) for 28 x 28 inputs
         return _fc_head(x, self.fc, self.dropout, rngs, dropout_rate)
 
 

@@ -48,12 +48,14 @@ __all__ = [
     "LOSS_TERMS",
     "NAMES",
     "Regulariser",
+    "LOSSES",
     "cross_entropy",
     "cyclical_schedule",
     "input_gradient",
     "loss_gradient_bounds",
     "mgs_logdet_penalty",
     "mgs_trace_penalty",
+    "mse",
     "param_gradient",
     "regulariser",
     "weight_decay",
@@ -73,6 +75,24 @@ def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
     scalar array
     """
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+
+def mse(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean squared error over the batch and every output (the regression benchmark's loss).
+
+    Parameters
+    ----------
+    outputs, y : arrays, shape ``(B, C)``
+
+    Returns
+    -------
+    scalar array
+    """
+    return jnp.mean(jnp.square(outputs - y))
+
+
+#: The losses a run can train with, by name.
+LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
 
 
 # ------------------------------------------------------------------------- penalties

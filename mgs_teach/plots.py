@@ -36,6 +36,7 @@ __all__ = [
     "history",
     "kernel_heatmap",
     "radar",
+    "scenario_heatmaps",
     "style",
 ]
 
@@ -389,3 +390,85 @@ def radar(
         ax.set_xlabel(f"radius: {label}", fontsize=9, labelpad=12)
     ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.35, 1.1))
     return ax
+
+
+def scenario_heatmaps(
+    panels: dict[str, pd.DataFrame],
+    *,
+    label: str,
+    limits: tuple[float, float] | None = None,
+    diverging: bool = False,
+    fmt: str = "{:.0f}",
+    ncols: int = 3,
+    title: str = "",
+) -> plt.Figure:
+    """One annotated heat map per panel over the same scenario grid, with one colour bar.
+
+    Used for the paper's test bench (Appendix F): each panel is a method, its rows training
+    sizes and its columns label-noise levels, each cell a final test accuracy (or its
+    difference to another method's).
+
+    Parameters
+    ----------
+    panels : dict of str to pandas.DataFrame
+        Panel title -> table (index: the rows' labels, columns: the columns' labels); every
+        table has the same index and columns. NaN cells are left blank.
+    label : str
+        What the colour means (the colour bar's label).
+    limits : (float, float), optional
+        Colour range; by default the range of every value (symmetric about 0 if
+        ``diverging``).
+    diverging : bool
+        A diverging map centred on 0 (:data:`DIVERGING`), for differences.
+    fmt : str
+        Format of each cell's annotation.
+    ncols : int
+        Panels per row; the figure stays 8 inches wide so that its text is legible.
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if not panels:
+        raise ValueError("scenario_heatmaps needs at least one panel")
+    first = next(iter(panels.values()))
+    for name, table in panels.items():
+        if list(table.index) != list(first.index) or list(table.columns) != list(first.columns):
+            raise ValueError(f"panel {name!r} has other rows or columns than the first panel")
+    values = np.concatenate([t.to_numpy(dtype=float).ravel() for t in panels.values()])
+    if limits is None:
+        finite = values[np.isfinite(values)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        limits = (-max(abs(lo), abs(hi)), max(abs(lo), abs(hi))) if diverging else (lo, hi)
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    height = 0.35 + nrows * (0.42 * len(first) + 1.2)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(8.0, height), squeeze=False, sharex=True,
+                             sharey=True, layout="constrained")  # fmt: skip
+    cmap = mpl.colormaps[DIVERGING if diverging else SEQUENTIAL]
+    norm = mpl.colors.Normalize(*limits)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (name, table) in zip(axes.flat, panels.items()):
+        data = table.to_numpy(dtype=float)
+        image = ax.imshow(data, cmap=cmap, norm=norm, aspect="auto")
+        for (i, j), v in np.ndenumerate(data):
+            if np.isfinite(v):
+                dark = np.mean(cmap(norm(v))[:3]) < 0.5
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")  # fmt: skip
+        ax.set_xticks(range(data.shape[1]), [str(c) for c in table.columns], fontsize=8)
+        ax.set_yticks(range(data.shape[0]), [str(r) for r in table.index], fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(first.columns.name or "", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(first.index.name or "", fontsize=9)
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    bar.set_label(label, fontsize=9)
+    bar.ax.tick_params(labelsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig

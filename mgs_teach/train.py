@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from mgs_teach.kernel import float64, kernel_logdet, mgs_kernel
 from mgs_teach.models import functional
-from mgs_teach.penalties import Regulariser, cross_entropy
+from mgs_teach.penalties import LOSSES, Regulariser, cross_entropy
 
 __all__ = [
     "RECORD_FIELDS",
@@ -62,6 +62,7 @@ __all__ = [
     "evaluate",
     "history",
     "load",
+    "loss_of",
     "make_record",
     "make_step",
     "monitor_batch",
@@ -336,6 +337,7 @@ def evaluate(
     Returns
     -------
     loss, accuracy : scalar arrays
+        The accuracy is NaN for real-valued targets (a regression has none).
     """
     n = x.shape[0]
     size = min(chunk, n)
@@ -353,11 +355,15 @@ def evaluate(
         xb, yb, m = args
         logits = apply_fn(params, xb)
         losses = jax.vmap(lambda lg, t: loss_fn(lg[None], t[None]))(logits, yb)
+        if not classes:
+            return jnp.sum(jnp.where(m, losses, 0.0)), jnp.zeros((), losses.dtype)
         correct = jnp.argmax(logits, axis=-1) == yb
         return jnp.sum(jnp.where(m, losses, 0.0)), jnp.sum(jnp.where(m, correct, False))
 
+    classes = jnp.issubdtype(y.dtype, jnp.integer)
     losses, correct = jax.lax.map(one, (xs, ys, mask))
-    return jnp.sum(losses) / n, jnp.sum(correct) / n
+    accuracy = jnp.sum(correct) / n if classes else jnp.full((), jnp.nan, losses.dtype)
+    return jnp.sum(losses) / n, accuracy
 
 
 def make_record(
@@ -571,11 +577,19 @@ def compile_key(reg: Regulariser, config: Config) -> tuple[Regulariser, Config]:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(make_model: MakeModel, reg: Regulariser, config: Config, n_train: int) -> tuple:
+def _compiled(make_model: MakeModel, reg: Regulariser, config: Config, n_train: int,
+              loss: str = "cross_entropy") -> tuple:  # fmt: skip
     """The step builder and the jitted step and record of one program, compiled once."""
     apply_fn, train_fn, _ = build(make_model, reg, 0)
-    builder = make_step(apply_fn, train_fn, reg, config, n_train)
-    return builder, jax.jit(builder.step), jax.jit(make_record(apply_fn, config))
+    builder = make_step(apply_fn, train_fn, reg, config, n_train, loss_of(loss))
+    return builder, jax.jit(builder.step), jax.jit(make_record(apply_fn, config, loss_of(loss)))
+
+
+def loss_of(name: str) -> LossFn:
+    """The loss called ``name`` (:data:`mgs_teach.penalties.LOSSES`), or a clear error."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[name]
 
 
 def build(make_model: MakeModel, reg: Regulariser, seed: int) -> tuple[Callable, Callable, Any]:
@@ -600,6 +614,7 @@ def train(
     seed: int = 0,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    loss: str = "cross_entropy",
 ) -> Run:
     """Train one fresh model with one regulariser and record the MGS metrics, step by step.
 
@@ -614,7 +629,8 @@ def train(
         ``__call__(x, *, rngs=None, dropout_rate=None)`` takes a dropout key and rate (all
         of :mod:`mgs_teach.models` do).
     data : tuple
-        ``(x_train, y_train, x_test, y_test)``; labels are integer classes.
+        ``(x_train, y_train, x_test, y_test)``; labels are integer classes (or real-valued
+        targets, with ``loss="mse"``).
     reg : Regulariser
         From :func:`mgs_teach.penalties.regulariser`.
     config : Config
@@ -626,6 +642,9 @@ def train(
         and a later call with the same arguments resumes from it instead of starting over.
     progress : bool
         Show a progress bar.
+    loss : {"cross_entropy", "mse"}
+        The training loss (:data:`mgs_teach.penalties.LOSSES`); with ``"mse"`` the targets
+        are real-valued, shape ``(n, C)``, and the records' ``test_acc`` is NaN.
 
     Returns
     -------
@@ -636,7 +655,7 @@ def train(
     x_tr, y_tr, x_te, y_te = _check_data(data, config)
     params = build(make_model, reg, seed)[2]
     n_train = len(x_tr)
-    builder, step, record = _compiled(make_model, *compile_key(reg, config), n_train)
+    builder, step, record = _compiled(make_model, *compile_key(reg, config), n_train, loss)
     total = config.total_steps(n_train)
     steps = record_steps(total, config.n_records)
     hyper = Hyper.of(reg, config)

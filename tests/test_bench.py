@@ -141,3 +141,27 @@ def test_median_seconds_fits_repeats_into_the_budget(monkeypatch, durations, bud
     monkeypatch.setattr(bench.time, "perf_counter", clock)
     assert bench.median_seconds(clock.step, repeats, budget) == expected
     assert clock.calls == calls
+
+
+def test_the_arithmetic_of_a_step_and_the_bound_it_sets():
+    from mgs_teach.experiments import DataSpec, ModelSpec
+    from mgs_teach.penalties import regulariser
+    from mgs_teach.train import Config
+
+    spec = ModelSpec("fcn", d_in=2, d_out=2, depth=2, width=64)
+    data = DataSpec("two_circles", 64, n_test=16).load(0)
+    config = Config(batch_size=16, epochs=1)
+    flops = bench.step_flops(spec, data, regulariser("none"), config)
+    # forward and backward of the dense layers: about 6 flops per weight per sample
+    weights = 2 * 64 + 64 * 64 + 64 * 2
+    assert 6 * weights * 16 <= flops <= 12 * weights * 16
+    penalised = bench.step_flops(spec, data, regulariser("mgs_trace", 1e-3), config)
+    assert penalised > 2 * flops  # the trace penalty differentiates per output
+    assert bench.matmul_peak(n=256, repeats=2) > 0
+    rows = [dict(model="m", penalty="none", runs=r, engine=e, steps_per_s_per_run=v,
+                 flops_per_step=1e6, peak_flops_per_s=1e10)
+            for r, e, v in ((1, "sequential", 500.0), (8, "sequential", 500.0),
+                            (1, "batched", 900.0))]  # fmt: skip
+    (c,) = bench.ceilings(rows)
+    assert c["gflops_per_s"] == pytest.approx(0.5) and c["share_of_peak"] == pytest.approx(0.05)
+    assert c["ceiling"] == pytest.approx(20.0)

@@ -87,4 +87,34 @@ def test_never_print_the_expected_values(capsys):
 
 def test_exported():
     assert set(M.__all__) == {"memoriser_accuracy", "noise_threshold", "paper_aggregate",
-                              "survivor_at_80"}  # fmt: skip
+                              "scenario_winners", "survivor_at_80"}  # fmt: skip
+
+
+def _finals(table):
+    return table.set_index(["n_train", "label_noise", "regulariser"])["final"]
+
+
+def winners_ok(table):
+    return _finals(table).groupby(["n_train", "label_noise"]).idxmax().map(lambda k: k[-1])
+
+
+def winners_lowest(table):
+    return _finals(table).groupby(["n_train", "label_noise"]).idxmin().map(lambda k: k[-1])
+
+
+def winners_nan_wins(table):  # a diverged method (NaN final) counted as perfect
+    return winners_ok(table.fillna({"final": 1.0}))
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (winners_lowest, "highest final accuracy"),
+    (lambda t: t.groupby(["n_train", "label_noise"])["final"].max(), "regulariser's name"),
+    (lambda t: t, "indexed by (n_train, label_noise)"),
+    (winners_nan_wins, "never wins"),
+    (raises, "indexed by (n_train, label_noise)"),
+])  # fmt: skip
+def test_scenario_winners_rejects_wrong_answers_with_their_hint(wrong, hint, capsys):
+    assert checks.scenario_winners(winners_ok)
+    assert not checks.scenario_winners(wrong)
+    out = capsys.readouterr().out
+    assert hint in out and "mgs_trace" not in out.split("Hint:")[-1]

@@ -244,3 +244,39 @@ def test_history_columns_match_the_reference_loop():
     assert list(run.history.columns) == list(alone.history.columns)
     assert isinstance(run.history, pd.DataFrame)
     assert jax.tree.structure(run.params) == jax.tree.structure(alone.params)
+
+
+@pytest.mark.parametrize("name", ["none", "param_gradient", "mgs_trace"])
+def test_a_regression_run_in_a_batch_equals_the_run_alone(name):
+    """The MSE loss (the regression benchmark's) in the engine: the same histories as the
+    reference loop, no accuracy, and a test loss that is the MSE of the final network."""
+    rng = np.random.default_rng(0)
+
+    def task(seed):
+        x = np.random.default_rng(seed).normal(size=(80, 2)).astype(np.float32)
+        y = np.stack([np.sin(x[:, 0]), x[:, 0] * x[:, 1], np.cos(x[:, 1])], 1)
+        return x[:64], (y[:64] + 0.1 * rng.normal(size=(64, 3))).astype(np.float32), x[64:], y[64:]
+
+    def model(dropout, rngs):
+        return FCN(2, 3, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
+
+    s1, s2 = STRENGTHS[name]
+    jobs = [engine.Job(regulariser(name, s1), CFG, 0, task(0)),
+            engine.Job(regulariser(name, s2), CFG, 1, task(1))]  # fmt: skip
+    runs = engine.train_runs(model, jobs, share="vmap", progress=False, loss="mse")
+    for job, run in zip(jobs, runs):
+        alone = T.train(model, job.data, job.reg, job.config, seed=job.seed, progress=False,
+                        loss="mse")  # fmt: skip
+        assert run.status == alone.status == "finished"
+        assert_same_history(run.history, alone.history)
+        assert run.history["test_acc"].isna().all()
+        apply_fn = T.build(model, job.reg, 0)[0]
+        x_te, y_te = job.data[2:]
+        final = float(np.mean((np.asarray(apply_fn(run.params, x_te)) - y_te) ** 2))
+        assert run.history["test_loss"].iloc[-1] == pytest.approx(final, rel=1e-4)
+        assert run.history["test_loss"].iloc[-1] < run.history["test_loss"].iloc[0]
+
+
+def test_an_unknown_loss_is_refused():
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        engine.train_runs(make_model, jobs_for("none")[:1], progress=False, loss="hinge")

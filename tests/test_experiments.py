@@ -178,6 +178,9 @@ SMOKE = plans.MNISTPlan(
     tables=(plans.Table("fcn_table", E.ModelSpec("fcn", depth=1, width=8), (0.0, 0.6),
                         n_train=64, epochs=1, runs=2),),
     figure3=None, figure4=None,
+    testbench=plans.TestBench(E.ModelSpec("fcn", depth=1, width=8), sizes=(32, 64),
+                              noises=(0.0, 0.6), epochs=1, runs=2,
+                              methods=("none", "mgs_trace")),
 )  # fmt: skip
 
 
@@ -235,3 +238,105 @@ def test_a_time_limit_stops_cleanly_and_the_next_call_continues(tmp_path, monkey
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["status"] == "finished"
     assert provenance["total_wall_s"] >= provenance["wall_s"]
+
+
+def test_the_test_bench_keeps_the_tuned_strengths_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(plans.PLANS, "smoke", SMOKE)
+    tuned, out = tmp_path / "mnist", tmp_path / "bench"
+    argv = ["testbench", "--plan", "smoke", "--out", str(out), "--tuned", str(tuned),
+            "--no-progress"]  # fmt: skip
+    assert E.main(argv) == 2  # no tuned strengths yet: it says what to run first
+    assert "python -m mgs_teach.experiments mnist --plan smoke" in capsys.readouterr().err
+    assert not out.exists()
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(tuned), "--no-progress"]) == 0
+    best = json.loads((tuned / "best_strengths.json").read_text())
+    assert E.main(argv) == 0
+    loaded = E.load_testbench_results(out)
+    assert loaded["best"] == best and loaded["plan"] is SMOKE
+    runs = loaded["testbench"]
+    assert set(zip(runs["n_train"], runs["label_noise"])) == {(32, 0.0), (32, 0.6), (64, 0.0),
+                                                              (64, 0.6)}  # fmt: skip
+    mgs = runs[runs["regulariser"] == "mgs_trace"]
+    assert set(mgs["strength"]) == {best["fcn-1x8"]["mgs_trace"]}
+    assert runs.groupby("key")["seed"].nunique().eq(2).all()
+    summary = json.loads((out / "summary.json").read_text())
+    table = E.summarise(runs, ["n_train", "label_noise", "regulariser"]).set_index(
+        ["n_train", "label_noise", "regulariser"])  # fmt: skip
+    entry = summary["entries"]["64"]["60%"]["mgs_trace"]
+    assert entry["final"] == pytest.approx(100 * table.loc[(64, 0.6, "mgs_trace"), "final"],
+                                           abs=0.01)  # fmt: skip
+    assert entry["runs"] + entry["diverged"] == 2
+    assert summary["strengths"] == {"none": 0.0, "mgs_trace": best["fcn-1x8"]["mgs_trace"]}
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["status"] == "finished" and provenance["command"].startswith(
+        "python -m mgs_teach.experiments testbench --plan smoke")  # fmt: skip
+    stamps = [p.stat().st_mtime_ns for p in sorted(out.rglob("seed*.csv"))]
+    assert E.main(argv) == 0
+    assert [p.stat().st_mtime_ns for p in sorted(out.rglob("seed*.csv"))] == stamps
+
+
+def test_a_plan_without_a_test_bench_says_so():
+    with pytest.raises(ValueError, match="no test bench"):
+        dataclasses.replace(SMOKE, testbench=None).testbench_grid({})
+
+
+# ------------------------------------------------------------ the regression benchmark
+
+
+def test_a_faces_experiment_is_a_regression_with_the_target_noise_as_data():
+    data = E.FacesSpec(120, target_noise=30.0, n_test=40, size=32)
+    x_tr, y_tr, x_te, y_te = data.load(0)
+    assert x_tr.shape == (120, 32, 32) and y_tr.shape == (120, 30) and y_te.shape == (40, 30)
+    assert np.abs(y_te).max() <= 1.0 and y_tr.dtype == np.float32  # scaled to [-1, 1]
+    clean = E.FacesSpec(120, n_test=40, size=32).load(0)[1]
+    # 30 pixels of a 96-pixel image, in units of half the image
+    assert (y_tr - clean).std() == pytest.approx(30 / 48, rel=0.05)
+    assert data.loss == "mse" and E.DataSpec("mnist", 10).loss == "cross_entropy"
+    model = E.ModelSpec("lenet5", d_in=32 * 32, d_out=30)
+    e = E.Experiment(model, data, regulariser("none"), Config(epochs=1))
+    assert e.program == e.replace(target_noise=10.0).program  # the noise is data
+    assert "faces-n120-noise30" in e.key
+    again = E.Experiment.from_json(json.loads(json.dumps(e.to_json())))
+    assert again == e and again.key == e.key
+    with pytest.raises(ValueError, match="target_noise"):
+        E.FacesSpec(10, target_noise=-1.0)
+    with pytest.raises(ValueError, match="d_in = side"):
+        _ = E.ModelSpec("lenet5", d_in=1000).side
+
+
+def test_summarise_takes_the_lowest_point_for_an_error():
+    rows = [dict(seed=s, step=t, test_loss=v, status="finished")
+            for s, curve in enumerate([[3.0, 1.0, 2.0], [5.0, 1.0, 4.0]])
+            for t, v in enumerate(curve)]  # fmt: skip
+    table = E.summarise(pd.DataFrame(rows), ["status"], metric="test_loss", last=1, best="min")
+    assert table["final"].iloc[0] == pytest.approx(3.0) and table["max"].iloc[0] == 1.0
+
+
+def test_regression_plans_tune_by_validation_mse_and_summarise_in_pixels(tmp_path, monkeypatch):
+    smoke = plans.MNISTPlan(
+        name="smoke", task="faces", source="procedural", noise="uniform", n_records=3,
+        monitor_size=4, batch_size=16, image_size=16, n_test=20,
+        tuning=plans.Tuning(n_train=32, n_val=16, label_noise=15.0, epochs=1, runs=1,
+                            candidates=(("weight_decay", (1e-4, 10.0)),)),
+        tables=(plans.Table("fcn_regression", E.ModelSpec("fcn", d_in=256, d_out=30, depth=1,
+                                                          width=8), (0.0, 30.0), n_train=32,
+                            epochs=2, runs=2),),
+        figure3=None, figure4=None)  # fmt: skip
+    monkeypatch.setitem(plans.REGRESSION_PLANS, "smoke", smoke)
+    out = tmp_path / "regression"
+    assert E.main(["regression", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 0
+    loaded = E.load_mnist_results(out)
+    assert loaded["plan"] is smoke and loaded["provenance"]["task"] == "faces"
+    tuning = loaded["tuning"].set_index("strength")
+    # lowest validation MSE wins: a decay of 10 shrinks every weight (not a useful network)
+    assert tuning["best"].sum() == 1
+    assert tuning.loc[tuning["best"]].index[0] == tuning["val_loss"].idxmin()
+    summary = json.loads((out / "summary.json").read_text())
+    entry = summary["tables"]["fcn_regression"]["entries"]["30"]["MGS"]
+    runs = loaded["fcn_regression"]
+    mgs = runs[(runs["regulariser"] == "mgs_trace") & (runs["target_noise"] == 30.0)]
+    table = E.summarise(mgs, ["regulariser"], metric="test_loss", best="min")
+    assert entry["final"] == pytest.approx(E.FacesSpec.PIXEL_MSE * table["final"].iloc[0],
+                                           abs=0.01)  # fmt: skip
+    assert entry["max"] <= entry["final"] + 1e-9 or entry["runs"] == 0
+    assert "squared pixels" in summary["unit"]

@@ -138,3 +138,15 @@ def test_every_dropout_layer_draws_its_own_mask():
     finally:
         Dropout.__call__ = real
     assert len(seen) == 3 and not np.array_equal(seen[0], seen[1])
+
+
+def test_lenet5_takes_larger_square_images():
+    apply_fn, params = functional(LeNet5(30, side=48, rngs=nnx.Rngs(0)))
+    out = apply_fn(params, jnp.zeros((3, 48, 48)))
+    assert out.shape == (3, 30)
+    # after SAME conv, pool, VALID 5x5 conv, pool: 10 x 10 x 16 features for 48 x 48 inputs
+    assert params["fc"][0]["kernel"].shape == (10 * 10 * 16, 120)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        LeNet5(10, side=30, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"\(B, 48, 48\)"):
+        apply_fn(params, jnp.zeros((3, 28, 28)))

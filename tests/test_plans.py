@@ -80,3 +80,44 @@ def test_every_network_is_tuned_once_with_the_methods_it_uses():
         "hutchinson"
     }
     assert {e.regulariser.method for e in table1 if e.regulariser.name != "mgs_trace"} == {"auto"}
+
+
+def test_the_test_benches_have_the_planned_grids_and_keep_the_tuned_strengths():
+    cpu, paper = plans.CPU.testbench, plans.PAPER.testbench
+    assert cpu.model == plans.FCN and len(cpu.sizes) == 4 and len(cpu.noises) == 5
+    assert cpu.runs >= 3 and max(cpu.sizes) <= 3000  # the offline digits' training pool
+    assert len(paper.sizes) * len(paper.noises) == 143  # the paper's count of scenarios
+    assert (min(paper.sizes), max(paper.sizes)) == (250, 9000)
+    assert (min(paper.noises), max(paper.noises)) == (0.0, 1.0)
+    assert (paper.epochs, paper.runs) == (400, 10) and plans.PAPER.source == "auto"
+    best = {"fcn-6x300": {"mgs_trace": 3e-5, "dropout": 0.5}}
+    grid = plans.CPU.testbench_grid(best)
+    assert len(grid) == 4 * 5 * len(plans.TABLE_METHODS)
+    assert {(e.data.n_train, e.data.label_noise) for e in grid} == {
+        (n, p) for n in cpu.sizes for p in cpu.noises
+    }
+    strengths = {e.regulariser.name: e.regulariser.strength for e in grid}
+    assert strengths["mgs_trace"] == 3e-5 and strengths["dropout"] == 0.5
+    assert strengths["none"] == 0.0
+    assert {e.config.epochs for e in grid} == {cpu.epochs}
+    assert "testbench" not in plans.CPU.grids(best)  # its own command, not the tables'
+
+
+def test_the_regression_plans_have_the_papers_protocol():
+    paper, cpu = plans.REGRESSION_PAPER, plans.REGRESSION_CPU
+    assert set(plans.REGRESSION_PLANS) == {"quick", "cpu", "paper"}
+    for plan in (paper, cpu):
+        assert plan.task == "faces" and plan.batch_size == 128
+        assert (plan.tuning.label_noise, plan.tuning.epochs) == (15.0, 50)
+        assert {t.model.kind for t in plan.tables} == {"lenet5", "fcn"}
+        for t in plan.tables:
+            assert t.noises == plans.REGRESSION_NOISES == (0.0, 10.0, 20.0, 30.0)
+            assert t.model.d_out == 30 and t.model.d_in == plan.image_size**2
+    assert paper.image_size == 96
+    assert {t.model.kind: t.epochs for t in paper.tables} == {"lenet5": 50, "fcn": 400}
+    assert all(t.runs == 10 and t.trace_method == "auto" for t in paper.tables)
+    grid = cpu.grids({"lenet5": {"mgs_trace": 1e-5}})["table2"]
+    assert {e.data.target_noise for e in grid} == set(plans.REGRESSION_NOISES)
+    assert all(e.data.loss == "mse" and e.config.batch_size == 128 for e in grid)
+    mgs = [e for e in grid if e.regulariser.name == "mgs_trace"]
+    assert {(e.regulariser.strength, e.regulariser.method) for e in mgs} == {(1e-5, "hutchinson")}

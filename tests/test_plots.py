@@ -128,3 +128,25 @@ def test_audit_flags_text_too_small_at_the_pages_width():
     ax.text(0.5, 0.5, "a footnote", fontsize=4)  # small even without scaling
     assert any("'a footnote'" in p for p in plots.audit(tiny))
     plt.close("all")
+
+
+def test_scenario_heatmaps_are_legible_and_refuse_mismatched_panels():
+    rows = pd.Index([250, 500, 1000], name="training samples")
+    cols = pd.Index(["0%", "40%", "80%"], name="label noise")
+    rng = np.random.default_rng(0)
+    methods = ("none", "dropout", "weight_decay", "param_gradient", "mgs_trace")
+    panels = {m: pd.DataFrame(rng.uniform(10, 90, (3, 3)), index=rows, columns=cols)
+              for m in methods}  # fmt: skip
+    panels["none"].iloc[0, 0] = np.nan  # a scenario whose runs all diverged: left blank
+    fig = plots.scenario_heatmaps(panels, label="final test accuracy (%)")
+    assert plots.audit(fig) == []
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(texts) == 5 * 9 - 1 and "nan" not in texts
+    assert sum(ax.get_visible() for ax in fig.axes) == 5 + 1  # five panels and a colour bar
+    diff = plots.scenario_heatmaps(panels, label="difference", diverging=True)
+    lo, hi = diff.axes[0].images[0].get_clim()
+    assert lo == -hi
+    bad = dict(panels, mgs_trace=panels["mgs_trace"].iloc[:2])
+    with pytest.raises(ValueError, match="other rows or columns"):
+        plots.scenario_heatmaps(bad, label="x")
+    plt.close("all")

@@ -78,3 +78,54 @@ def test_a_stored_run_retrains_to_the_same_records(results, grid, regulariser, n
     head = stored[cols].head(3).reset_index(drop=True)
     np.testing.assert_allclose(again[["step"]], head[["step"]])
     pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=2e-3, atol=2e-3)
+
+
+# ------------------------------------------------------------------ the test bench
+
+BENCH = ROOT / "results" / "testbench-cpu"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    loaded = E.load_testbench_results(BENCH)
+    assert loaded is not None, "results/testbench-cpu must hold a finished run of the cpu bench"
+    return loaded
+
+
+def test_the_test_bench_has_its_provenance_and_the_tables_strengths(bench):
+    p = bench["provenance"]
+    assert p["command"] == "python -m mgs_teach.experiments testbench --plan cpu"
+    assert p["status"] == "finished" and p["plan"] == "cpu" and p["mnist_source"] == "offline"
+    assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
+    assert 0 < p["total_wall_s"] <= 3600 and p["cpu_count"] <= 2
+    # the strengths tuned for the tables, kept unchanged (the paper's protocol)
+    assert bench["best"] == json.loads((CPU / "best_strengths.json").read_text())
+
+
+def test_the_test_bench_summary_is_what_its_runs_give(bench):
+    summary = json.loads((BENCH / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(E.testbench_summary(bench["testbench"], plans.CPU,
+                                                                bench["best"])))  # fmt: skip
+    t = plans.CPU.testbench
+    assert set(summary["entries"]) == {str(n) for n in t.sizes}
+    for size in summary["entries"].values():
+        assert set(size) == {f"{p:.0%}" for p in t.noises}
+        for cell in size.values():
+            assert set(cell) == set(t.methods)
+            assert all(e["runs"] + e["diverged"] == t.runs for e in cell.values())
+
+
+def test_a_stored_test_bench_run_retrains_to_the_same_records(bench):
+    runs = bench["testbench"]
+    stored = runs[(runs["regulariser"] == "mgs_trace") & (runs["label_noise"] == 0.6)
+                  & (runs["n_train"] == 250) & (runs["seed"] == 1)].sort_values("step")  # fmt: skip
+    key = stored["key"].iloc[0]
+    experiment = E.Experiment.from_json(
+        json.loads((BENCH / "runs" / key / "experiment.json").read_text())
+    )
+    assert experiment.key == key
+    again = E.run_grid([experiment], [1], BENCH / "runs", n_records=3, progress=False)
+    cols = ["step", "test_loss", "test_acc", "trace", "logdet"]
+    head = stored[cols].head(3).reset_index(drop=True)
+    np.testing.assert_allclose(again[["step"]], head[["step"]])
+    pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=1e-4, atol=1e-4)

@@ -15,6 +15,7 @@ from mgs_teach.checks import measuring as _measuring
 from mgs_teach.checks import mnist as _mnist
 from mgs_teach.checks import ntk as _ntk
 from mgs_teach.checks import penalty as _penalty
+from mgs_teach.checks import regression as _regression
 from mgs_teach.checks import regularisation as _regularisation
 from mgs_teach.checks.adversarial import *  # noqa: F403
 from mgs_teach.checks.fast import *  # noqa: F403
@@ -23,7 +24,9 @@ from mgs_teach.checks.measuring import *  # noqa: F403
 from mgs_teach.checks.mnist import *  # noqa: F403
 from mgs_teach.checks.ntk import *  # noqa: F403
 from mgs_teach.checks.penalty import *  # noqa: F403
+from mgs_teach.checks.regression import *  # noqa: F403
 from mgs_teach.checks.regularisation import *  # noqa: F403
 
-_MODULES = (_adversarial, _fast, _gd_step, _measuring, _mnist, _ntk, _penalty, _regularisation)
+_MODULES = (_adversarial, _fast, _gd_step, _measuring, _mnist, _ntk, _penalty, _regression,
+            _regularisation)  # fmt: skip
 __all__ = sorted(name for module in _MODULES for name in module.__all__)

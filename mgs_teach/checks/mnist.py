@@ -15,7 +15,13 @@ import pandas as pd
 
 from mgs_teach.checks._common import Case, _close, _number, _report, check
 
-__all__ = ["memoriser_accuracy", "noise_threshold", "paper_aggregate", "survivor_at_80"]
+__all__ = [
+    "memoriser_accuracy",
+    "noise_threshold",
+    "paper_aggregate",
+    "scenario_winners",
+    "survivor_at_80",
+]
 
 
 # ------------------------------------------------------------------- aggregation
@@ -150,3 +156,59 @@ def survivor_at_80(answer: Any) -> bool:
                           "labels, wrong ones included (the gradient it penalises vanishes).",
     }  # fmt: skip
     return _report(key == "mgs_trace", hints.get(key, ""), what=what)
+
+
+# ------------------------------------------------------------------- the test bench
+
+
+def _bench_table(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    regs = ["none", "dropout", "weight_decay", "param_gradient", "mgs_trace"]
+    rows = [dict(n_train=n, label_noise=p, regulariser=r, final=float(rng.uniform(0.1, 0.9)))
+            for n in (250, 1000) for p in (0.0, 0.4, 0.8) for r in regs]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame.loc[int(rng.integers(len(frame))), "final"] = np.nan  # a method whose runs diverged
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def _winners(frame: pd.DataFrame) -> pd.Series:
+    finals = frame.set_index(["n_train", "label_noise", "regulariser"])["final"]
+    return finals.groupby(["n_train", "label_noise"]).idxmax().map(lambda k: k[-1])
+
+
+def scenario_winners(fn: Callable[[pd.DataFrame], Any]) -> bool:
+    """Check ``fn(table) -> pandas.Series``: the best method of every test-bench scenario.
+
+    ``table`` has columns ``n_train, label_noise, regulariser, final`` (rows in no order; a
+    ``final`` is NaN where every run of a method diverged). The answer is indexed by
+    ``(n_train, label_noise)`` and holds the regulariser with the highest ``final``.
+    """
+    cases = [Case((_bench_table(s),), _winners(_bench_table(s))) for s in range(3)]
+
+    def as_series(got: Any) -> pd.Series | None:
+        if not isinstance(got, pd.Series) or got.index.nlevels != 2:
+            return None
+        return got.sort_index()
+
+    def same(got: Any, case: Case) -> bool:
+        s = as_series(got)
+        return s is not None and s.to_dict() == case.expected.sort_index().to_dict()
+
+    def lowest(frame: pd.DataFrame) -> pd.Series:
+        finals = frame.set_index(["n_train", "label_noise", "regulariser"])["final"]
+        return finals.groupby(["n_train", "label_noise"]).idxmin().map(lambda k: k[-1])
+
+    return check(
+        "scenario winners", fn, cases, compare=same,
+        symptoms=[
+            (lambda got, *_: as_series(got) is None,
+             "return a pandas Series indexed by (n_train, label_noise): group by both columns."),
+            (lambda got, frame: same(got, Case((), lowest(frame))),
+             "the winner has the highest final accuracy, not the lowest."),
+            (lambda got, *_: as_series(got) is not None
+             and as_series(got).map(lambda v: not isinstance(v, str)).any(),
+             "each entry is the regulariser's name, not its accuracy or its row number."),
+        ],
+        hint="group by the scenario (n_train, label_noise) and take the regulariser of the "
+             "largest final in each group; a NaN final (every run diverged) never wins.",
+    )  # fmt: skip
