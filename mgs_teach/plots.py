@@ -456,7 +456,10 @@ def scenario_heatmaps(
         for (i, j), v in np.ndenumerate(data):
             if np.isfinite(v):
                 dark = np.mean(cmap(norm(v))[:3]) < 0.5
-                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                text = fmt.format(v)
+                if not text.lstrip("+-").strip("0.%"):  # no "-0" for a value that rounds to 0
+                    text = fmt.format(0.0)
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")  # fmt: skip
         ax.set_xticks(range(data.shape[1]), [str(c) for c in table.columns], fontsize=8)
         ax.set_yticks(range(data.shape[0]), [str(r) for r in table.index], fontsize=8)

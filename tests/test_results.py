@@ -129,3 +129,51 @@ def test_a_stored_test_bench_run_retrains_to_the_same_records(bench):
     head = stored[cols].head(3).reset_index(drop=True)
     np.testing.assert_allclose(again[["step"]], head[["step"]])
     pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------ the regression benchmark
+
+REGRESSION = ROOT / "results" / "regression-cpu"
+
+
+@pytest.fixture(scope="module")
+def regression():
+    loaded = E.load_mnist_results(REGRESSION)
+    assert loaded is not None, "results/regression-cpu must hold a finished run of the cpu plan"
+    return loaded
+
+
+def test_the_regression_results_have_their_provenance_and_summary(regression):
+    p = regression["provenance"]
+    assert p["command"] == "python -m mgs_teach.experiments regression --plan cpu"
+    assert p["status"] == "finished" and p["task"] == "faces" and p["plan"] == "cpu"
+    assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
+    assert 0 < p["total_wall_s"] <= 3600 and p["cpu_count"] <= 2
+    assert regression["plan"] is plans.REGRESSION_CPU
+    summary = json.loads((REGRESSION / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(E.mnist_summary(regression, plans.REGRESSION_CPU)))
+    for table in plans.REGRESSION_CPU.tables:
+        entries = summary["tables"][table.name]["entries"]
+        assert set(entries) == {"0", "10", "20", "30"}
+        for row in entries.values():
+            assert set(row) == set(plans.TABLE_METHODS)
+            assert all(e["runs"] + e["diverged"] == table.runs for e in row.values())
+
+
+@pytest.mark.parametrize("grid, regulariser", [("fcn_regression", "mgs_trace"),
+                                               ("table2", "none")])  # fmt: skip
+def test_a_stored_regression_run_retrains_to_the_same_records(regression, grid, regulariser):
+    runs = regression[grid]
+    stored = runs[(runs["regulariser"] == regulariser) & (runs["target_noise"] == 20.0)
+                  & (runs["seed"] == 1)].sort_values("step")  # fmt: skip
+    key = stored["key"].iloc[0]
+    experiment = E.Experiment.from_json(
+        json.loads((REGRESSION / "runs" / key / "experiment.json").read_text())
+    )
+    assert experiment.key == key and experiment.data.loss == "mse"
+    again = E.run_grid([experiment], [1], REGRESSION / "runs", n_records=3, progress=False)
+    cols = ["step", "test_loss", "trace", "logdet"]
+    head = stored[cols].head(3).reset_index(drop=True)
+    np.testing.assert_allclose(again[["step"]], head[["step"]])
+    pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=1e-4, atol=1e-4)
+    assert again["test_acc"].isna().all()
