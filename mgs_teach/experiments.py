@@ -867,17 +867,21 @@ def load_testbench_results(out: str | Path) -> dict[str, Any] | None:
     """The results of ``python -m mgs_teach.experiments testbench`` stored under ``out``, read
     back without training (as :func:`load_mnist_results`), or ``None`` if not finished.
     The command keeps a copy of the strengths it used in ``out/best_strengths.json``."""
-    from mgs_teach.plans import PLANS
+    provenance = _finished(out)
+    if provenance is None:
+        return None
+    plan = _plans()[provenance["plan"]]
+    results = run_testbench(plan, out, out, progress=False, train=False)
+    return {**results, "provenance": provenance, "plan": plan}
 
+
+def _finished(out: str | Path) -> dict[str, Any] | None:
+    """The provenance of a command's results under ``out``, if the command finished."""
     path = Path(out) / "provenance.json"
     if not path.exists():
         return None
     provenance = json.loads(path.read_text())
-    if provenance.get("status") != "finished":
-        return None
-    plan = PLANS[provenance["plan"]]
-    results = run_testbench(plan, out, out, progress=False, train=False)
-    return {**results, "provenance": provenance, "plan": plan}
+    return provenance if provenance.get("status") == "finished" else None
 
 
 def _require(grid: Sequence[Experiment], seeds: Iterable[int], out: Path) -> None:
@@ -893,12 +897,8 @@ def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
     finished; otherwise what :func:`run_mnist` returns, read back without training, plus
     ``provenance`` and ``plan`` (the :class:`mgs_teach.plans.MNISTPlan`).
     """
-
-    path = Path(out) / "provenance.json"
-    if not path.exists():
-        return None
-    provenance = json.loads(path.read_text())
-    if provenance.get("status") != "finished":
+    provenance = _finished(out)
+    if provenance is None:
         return None
     plan = _plans(provenance.get("task", "mnist"))[provenance["plan"]]
     results = run_mnist(plan, out, progress=False, train=False)

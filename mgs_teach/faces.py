@@ -233,16 +233,19 @@ _FACE_POOLS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 TRAIN_SHARE = 0.3
 
 
+def _blur(x: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """MNIST-C's motion blur with its radius and sigma scaled from 28 pixels to ``size``."""
+    scale = size / 28
+    return motion_blur(x, seed=seed, radius=MNIST_C_BLUR["radius"] * scale,
+                       sigma=MNIST_C_BLUR["sigma"] * scale)[0]  # fmt: skip
+
+
 def _pool(n_train: int, n_test: int, size: int, blur: bool, seed: int) -> tuple:
     n_pool = int(np.ceil(n_train / TRAIN_SHARE))
     key = (n_pool, n_test, size, blur, seed)
     if key not in _FACE_POOLS:
         x, y = keypoint_faces(n_pool + n_test, size=size, seed=seed)
-        if blur:
-            scale = size / 28
-            x = motion_blur(x, seed=seed + 1, radius=MNIST_C_BLUR["radius"] * scale,
-                            sigma=MNIST_C_BLUR["sigma"] * scale)[0]  # fmt: skip
-        _FACE_POOLS[key] = (x, y)
+        _FACE_POOLS[key] = (_blur(x, size, seed + 1) if blur else x, y)
     return _FACE_POOLS[key]
 
 
@@ -265,11 +268,7 @@ def kaggle_pool(path: str | Path, size: int, blur: bool = True, *,
         x, y = resize(*load_kaggle_csv(path), size)
         order = np.random.default_rng(seed).permutation(len(y))
         x, y = x[order], y[order]
-        if blur:
-            scale = size / 28
-            x = motion_blur(x, seed=seed + 1, radius=MNIST_C_BLUR["radius"] * scale,
-                            sigma=MNIST_C_BLUR["sigma"] * scale)[0]  # fmt: skip
-        _KAGGLE[key] = (x, y)
+        _KAGGLE[key] = (_blur(x, size, seed + 1) if blur else x, y)
     return _KAGGLE[key]
 
 
