@@ -188,7 +188,7 @@ def test_the_serial_program_is_unbatched_and_shared_by_any_number_of_runs():
     assert engine._program.cache_info().currsize == 1
     reg = jobs_for("none")[0].reg
     builder, chunk_fn, _ = engine._program(make_model, *T.compile_key(reg, CFG),
-                                           64, False, False)  # fmt: skip
+                                           64, False, False, "cross_entropy")  # fmt: skip
     assert chunk_fn._cache_size() == 1  # traced once, for a run axis of one
 
 
