@@ -285,10 +285,6 @@ class FacesSpec:
         """The data's noise, as file names show it: the target noise."""
         return self.target_noise
 
-    @property
-    def n_outputs(self) -> int:
-        return 30
-
     def program_part(self) -> FacesSpec:
         """This spec with its data-valued field (the target noise) fixed, for programs."""
         return dataclasses.replace(self, target_noise=0.0)
@@ -304,12 +300,12 @@ class FacesSpec:
         x_tr, y_tr, x_te, y_te = faces.corrupted_faces(
             n, self.n_test, target_noise=self.target_noise, size=self.size, blur=self.blur,
             seed=seed, pool=pool)  # fmt: skip
-        half = self.size / 2
+        half = self.size / 2  # float32 arrays stay float32
         y_tr, y_te = y_tr / half - 1.0, y_te / half - 1.0
         if self.n_val:
-            return x_tr[: self.n_train], y_tr[: self.n_train], x_tr[self.n_train :], y_tr[
-                self.n_train :]  # fmt: skip
-        return x_tr, y_tr.astype(np.float32), x_te, y_te.astype(np.float32)
+            k = self.n_train
+            return x_tr[:k], y_tr[:k], x_tr[k:], y_tr[k:]
+        return x_tr, y_tr, x_te, y_te
 
 
 _MNIST: dict[str, D.MNIST] = {}
@@ -827,13 +823,7 @@ def run_testbench(
     FileNotFoundError
         If ``tuned/best_strengths.json`` is missing, or (``train=False``) a run is.
     """
-    path = Path(tuned) / "best_strengths.json"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: the test bench keeps the strengths tuned for the tables; "
-            f"run `python -m mgs_teach.experiments mnist --plan {plan.name} --out {tuned}` first"
-        )
-    best = json.loads(path.read_text())
+    best = _tuned_strengths(plan, tuned)
     grid = plan.testbench_grid(best)
     seeds = range(plan.testbench.runs)
     if not train:
@@ -841,6 +831,29 @@ def run_testbench(
     runs = run_grid(grid, seeds, Path(out) / "runs", shard=shard if train else None,
                     progress=progress)  # fmt: skip
     return {"best": best, "testbench": runs}
+
+
+def _entry(row: Any, scale: float) -> dict[str, Any]:
+    """One summary entry from a row of :func:`summarise`: final, sd and max times ``scale``
+    (``null`` where every run diverged), rounded to 2 decimals, and the runs behind them."""
+
+    def value(v: float) -> float | None:
+        return None if np.isnan(v) else round(scale * v, 2)
+
+    return dict(final=value(row.final), sd=value(row.sd), max=value(row.max),
+                runs=int(row.runs), diverged=int(row.diverged))  # fmt: skip
+
+
+def _tuned_strengths(plan: Any, tuned: str | Path) -> dict[str, Any]:
+    """The strengths in ``tuned/best_strengths.json``, or a FileNotFoundError that says how
+    to make them."""
+    path = Path(tuned) / "best_strengths.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the test bench keeps the strengths tuned for the tables; "
+            f"run `python -m mgs_teach.experiments mnist --plan {plan.name} --out {tuned}` first"
+        )
+    return json.loads(path.read_text())
 
 
 def testbench_summary(runs: pd.DataFrame, plan: Any, best: dict[str, Any]) -> dict[str, Any]:
@@ -853,11 +866,7 @@ def testbench_summary(runs: pd.DataFrame, plan: Any, best: dict[str, Any]) -> di
     for row in table.itertuples():
         size = entries.setdefault(str(int(row.n_train)), {})
         cell = size.setdefault(f"{row.label_noise:.0%}", {})
-        cell[row.regulariser] = dict(
-            final=None if np.isnan(row.final) else round(100 * row.final, 2),
-            sd=None if np.isnan(row.sd) else round(100 * row.sd, 2),
-            max=None if np.isnan(row.max) else round(100 * row.max, 2),
-            runs=int(row.runs), diverged=int(row.diverged))  # fmt: skip
+        cell[row.regulariser] = _entry(row, 100.0)
     return dict(plan=plan.name, model=t.model.name, epochs=t.epochs, runs=t.runs,
                 strengths={r: best.get(t.model.name, {}).get(r, 0.0) for r in t.methods},
                 entries=entries)  # fmt: skip
@@ -918,16 +927,9 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
 
     names = {r: m for m, r in TABLE_METHODS.items()}
     tables: dict[str, Any] = {}
-
-    def pct(v: float) -> float | None:
-        return None if np.isnan(v) else round(100 * v, 2)
-
     faces = plan.task == "faces"
-    if faces:  # test MSE in squared pixels of a 96-pixel image; the best is the lowest
-
-        def pct(v: float) -> float | None:  # noqa: F811 - the regression's unit
-            return None if np.isnan(v) else round(FacesSpec.PIXEL_MSE * v, 2)
-
+    # accuracy in percent; a regression's MSE in squared pixels of a 96-pixel image
+    scale = FacesSpec.PIXEL_MSE if faces else 100.0
     noise = "target_noise" if faces else "label_noise"
     for t in plan.tables:
         table = summarise(results[t.name], [noise, "regulariser"],
@@ -937,9 +939,7 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
         for row in table.itertuples():
             level = getattr(row, noise)
             entry.setdefault(f"{level:g}" if faces else f"{level:.0%}", {})[
-                names[row.regulariser]] = dict(
-                final=pct(row.final), sd=pct(row.sd), max=pct(row.max), runs=int(row.runs),
-                diverged=int(row.diverged))  # fmt: skip
+                names[row.regulariser]] = _entry(row, scale)  # fmt: skip
         tables[t.name] = dict(model=t.model.name, n_train=t.n_train, epochs=t.epochs,
                               runs=t.runs, entries=entry)  # fmt: skip
     out = dict(plan=plan.name, best_strengths=results["best"], tables=tables)
@@ -1148,10 +1148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shard = (i, n)
     if args.experiment == "testbench":
         tuned = Path(args.tuned or f"results/mnist-{plan.name}")
-        if not (tuned / "best_strengths.json").exists():
-            print(f"{tuned / 'best_strengths.json'} is missing: the test bench keeps the strengths "
-                  f"tuned for the tables; run `python -m mgs_teach.experiments mnist --plan "
-                  f"{plan.name} --out {tuned}` first", file=sys.stderr)  # fmt: skip
+        try:
+            _tuned_strengths(plan, tuned)
+        except FileNotFoundError as err:  # before anything is written
+            print(err, file=sys.stderr)
             return 2
 
         def work() -> dict[str, Any]:
