@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import os
 import subprocess
@@ -87,6 +88,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 NT_ENV = ROOT / ".nt-env"
 NT_REQUIREMENTS = ROOT / "requirements-nt.txt"
+_NT_READY = "mgs-requirements.txt"  # a copy of the requirements, written once installed
 STRENGTH = 1e-3
 
 MODELS: dict[str, Callable[[], nnx.Module]] = {
@@ -192,18 +194,34 @@ def benchmark(
 
 
 def nt_python(env: Path = NT_ENV) -> Path | None:
-    """The neural-tangents environment's Python, if that environment exists."""
+    """The neural-tangents environment's Python, once :func:`setup_nt` has finished it.
+
+    ``None`` while the environment is missing, half-built, or built from other requirements
+    than ``requirements-nt.txt`` holds now.
+    """
     python = env / "bin" / "python"
-    return python if python.exists() else None
+    ready = env / _NT_READY
+    if python.exists() and ready.exists() and ready.read_text() == NT_REQUIREMENTS.read_text():
+        return python
+    return None
 
 
 def setup_nt(env: Path = NT_ENV) -> Path:
-    """Create the pinned neural-tangents environment (needs the package index once)."""
-    if nt_python(env) is None:
-        venv.create(env, with_pip=True)
-    python = env / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(NT_REQUIREMENTS)],
-                   check=True)  # fmt: skip
+    """Create the pinned neural-tangents environment (needs the package index once).
+
+    Processes that call it at once (test workers) take turns on a lock file beside ``env``;
+    the environment counts as ready only after its requirements are installed.
+    """
+    env.parent.mkdir(parents=True, exist_ok=True)
+    with open(env.with_name(env.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        python = env / "bin" / "python"
+        if nt_python(env) is None:
+            if not python.exists():
+                venv.create(env, with_pip=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(NT_REQUIREMENTS)],
+                           check=True)  # fmt: skip
+            (env / _NT_READY).write_text(NT_REQUIREMENTS.read_text())
     return python
 
 

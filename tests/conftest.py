@@ -2,6 +2,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,21 @@ from bookfiles import ROOT  # noqa: E402
 
 from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the tests
 
+TIMINGS = "MGS_BOOK_TIMINGS"
+
+
+def pytest_configure(config):
+    # The book build writes its notebooks' execution times there; the summary prints them.
+    os.environ[TIMINGS] = str(Path(tempfile.mkdtemp(prefix="mgs-book-")) / "timings.txt")
+
+
+def pytest_terminal_summary(terminalreporter):
+    timings = Path(os.environ.get(TIMINGS, "/nonexistent"))
+    if timings.exists():
+        terminalreporter.section("book build, notebook execution times")
+        for line in timings.read_text().splitlines():
+            terminalreporter.write_line("  " + line)
+
 
 @pytest.fixture
 def x64():
@@ -19,7 +35,7 @@ def x64():
 
 
 @pytest.fixture(scope="session")
-def book_build(tmp_path_factory, pytestconfig):
+def book_build(tmp_path_factory):
     """Build the whole book as the README does (quick scale, warnings as errors), once.
 
     Returns the build folder: HTML in ``html``, executed notebooks in ``jupyter_execute``.
@@ -35,16 +51,10 @@ def book_build(tmp_path_factory, pytestconfig):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     (out / "build.log").write_text(log)
-    # Each notebook's execution time, on the terminal (past pytest's capture), so that a CI
-    # log shows where the build's time went.
+    # Each notebook's execution time, for pytest_terminal_summary above: a CI log shows where
+    # the build's time went.
     timings = [line.strip() for line in log.splitlines() if re.search(r"Executed notebook", line)]
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("\nbook build, notebook execution times:")
-            for line in timings:
-                reporter.write_line("  " + line)
+    Path(os.environ[TIMINGS]).write_text("\n".join(timings))
     assert result.returncode == 0, "book build failed:\n" + "\n".join(
         line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line
     )

@@ -6,6 +6,7 @@ modern JAX.
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
@@ -91,6 +92,33 @@ def test_the_budget_of_a_plan_follows_from_rates():
     per_method = 12 * 35 * 93
     assert lenet_tables["run_steps"] == 5 * per_method
     assert lenet_tables["seconds"] == pytest.approx(per_method / 1000 * (4 + 2.6))
+
+
+def test_the_nt_environment_is_ready_only_once_installed(tmp_path, monkeypatch):
+    """Workers that set it up at once install it once, and none uses it half-built."""
+    env, installs = tmp_path / "nt", []
+
+    def create(path, with_pip):
+        (path / "bin").mkdir(parents=True)
+        (path / "bin" / "python").touch()
+
+    def install(cmd, check):
+        assert bench.nt_python(env) is None  # not ready while installing
+        installs.append(cmd)
+
+    monkeypatch.setattr(bench.venv, "create", create)
+    monkeypatch.setattr(bench.subprocess, "run", install)
+    assert bench.nt_python(env) is None
+    with ThreadPoolExecutor(4) as pool:
+        pythons = set(pool.map(lambda _: bench.setup_nt(env), range(4)))
+    assert pythons == {env / "bin" / "python"} and len(installs) == 1
+    assert bench.nt_python(env) == env / "bin" / "python"
+    changed = tmp_path / "requirements-nt.txt"
+    changed.write_text(bench.NT_REQUIREMENTS.read_text() + "extra==1\n")
+    monkeypatch.setattr(bench, "NT_REQUIREMENTS", changed)
+    assert bench.nt_python(env) is None  # other requirements: installed again
+    bench.setup_nt(env)
+    assert len(installs) == 2 and bench.nt_python(env) == env / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
