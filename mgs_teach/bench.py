@@ -209,8 +209,9 @@ def nt_python(env: Path = NT_ENV) -> Path | None:
 def setup_nt(env: Path = NT_ENV) -> Path:
     """Create the pinned neural-tangents environment (needs the package index once).
 
-    Processes that call it at once (test workers) take turns on a lock file beside ``env``;
-    the environment counts as ready only after its requirements are installed.
+    Processes that call it at once (two test runs, or the tests and the benchmark) take turns
+    on a lock file beside ``env``; the environment counts as ready only after its
+    requirements are installed.
     """
     env.parent.mkdir(parents=True, exist_ok=True)
     with open(env.with_name(env.name + ".lock"), "w") as lock:

@@ -2,7 +2,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,15 @@ from bookfiles import ROOT  # noqa: E402
 
 from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the tests
 
-TIMINGS = "MGS_BOOK_TIMINGS"
-
-
-def pytest_configure(config):
-    # The book build writes its notebooks' execution times there; the summary prints them.
-    os.environ[TIMINGS] = str(Path(tempfile.mkdtemp(prefix="mgs-book-")) / "timings.txt")
+#: Each notebook's execution time in the book build, for the terminal summary: a CI log shows
+#: where the build's time went.
+TIMINGS: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter):
-    timings = Path(os.environ.get(TIMINGS, "/nonexistent"))
-    if timings.exists():
+    if TIMINGS:
         terminalreporter.section("book build, notebook execution times")
-        for line in timings.read_text().splitlines():
+        for line in TIMINGS:
             terminalreporter.write_line("  " + line)
 
 
@@ -51,10 +46,7 @@ def book_build(tmp_path_factory):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     (out / "build.log").write_text(log)
-    # Each notebook's execution time, for pytest_terminal_summary above: a CI log shows where
-    # the build's time went.
-    timings = [line.strip() for line in log.splitlines() if re.search(r"Executed notebook", line)]
-    Path(os.environ[TIMINGS]).write_text("\n".join(timings))
+    TIMINGS[:] = [line.strip() for line in log.splitlines() if "Executed notebook" in line]
     assert result.returncode == 0, "book build failed:\n" + "\n".join(
         line for line in log.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line
     )
