@@ -1,9 +1,10 @@
 """neural-tangents side of the benchmark. Runs in its own environment (old JAX), not this one.
 
-``python _nt_worker.py IN.npz OUT.json`` reads the model name, its parameters and a batch
-written by :mod:`mgs_teach.bench`, rebuilds the same network in plain JAX (the book's FCN,
-LeNet-5 and AlexNet, layer for layer), and for each neural-tangents implementation that
-works in release 0.6.5 writes
+``python _nt_worker.py IN.npz OUT.json [IN.npz OUT.json ...]`` reads, from each input, the
+model name, its parameters and a batch written by :mod:`mgs_teach.bench` (one process for
+all of them: the old JAX and TensorFlow import once), rebuilds the same network in plain
+JAX (the book's FCN, LeNet-5 and AlexNet, layer for layer), and for each neural-tangents
+implementation that works in release 0.6.5 writes
 
 - the full empirical NTK, sample-major ``(B*C, B*C)`` like ``mgs_teach.mgs_kernel``, and
 - the median time of one SGD step on cross-entropy + strength * tr K (tr K from
@@ -120,9 +121,10 @@ def main(path_in, path_out):
 
         return step
 
-    result["plain_seconds"] = median_time(
-        sgd(ce), params, repeats=meta["repeats"], budget=meta["budget"]
-    )
+    if meta["time"]:
+        result["plain_seconds"] = median_time(
+            sgd(ce), params, repeats=meta["repeats"], budget=meta["budget"]
+        )
     for method, impl in IMPLEMENTATIONS.items():
         row = {"method": method}
         try:
@@ -148,4 +150,6 @@ def main(path_in, path_out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    paths = sys.argv[1:]
+    for path_in, path_out in zip(paths[::2], paths[1::2], strict=True):
+        main(path_in, path_out)

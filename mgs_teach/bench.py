@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 import venv
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -227,36 +227,48 @@ def setup_nt(env: Path = NT_ENV) -> Path:
 
 
 def neural_tangents(
-    model: str, params: Any, x: jax.Array, y: jax.Array, *, python: Path,
+    models: Mapping[str, Any], x: jax.Array, y: jax.Array, *, python: Path,
     kernel_batch: int = 4, time_steps: bool = True, repeats: int = 5, budget: float | None = 10.0,
-) -> dict:  # fmt: skip
-    """Run :mod:`mgs_teach._nt_worker` in the neural-tangents environment.
+) -> dict[str, dict]:  # fmt: skip
+    """Run :mod:`mgs_teach._nt_worker` in the neural-tangents environment, once for all models.
 
-    Steps are timed as by :func:`median_seconds`, with the same ``repeats`` and ``budget``.
+    Parameters
+    ----------
+    models
+        Model name (a key of :data:`MODELS`) -> its parameters, which the worker rebuilds
+        layer for layer.
+    x, y
+        The batch, ``(B, 28, 28, 1)`` and ``(B,)``.
+    time_steps
+        Time the steps (as by :func:`median_seconds`, with the same ``repeats`` and
+        ``budget``), or only compute the kernels.
 
     Returns
     -------
     dict
-        ``device``, ``jax`` (its version there), ``plain_seconds`` (a plain step there) and
-        ``rows``: per implementation, ``method``, the ``kernel`` of the first ``kernel_batch``
-        samples (sample-major, like :func:`mgs_teach.mgs_kernel`) and ``seconds_per_step``,
-        or ``error``.
+        Per model: ``device``, ``jax`` (its version there), ``plain_seconds`` (a plain step
+        there, when timed) and ``rows``: per implementation, ``method``, the ``kernel`` of the
+        first ``kernel_batch`` samples (sample-major, like :func:`mgs_teach.mgs_kernel`) and
+        ``seconds_per_step`` (when timed), or ``error``.
     """
-    flat = {"p/" + "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}  # fmt: skip
-    meta = dict(model=model, kernel_batch=kernel_batch, time=time_steps, repeats=repeats,
-                budget=budget, strength=STRENGTH)  # fmt: skip
+    meta = dict(kernel_batch=kernel_batch, time=time_steps, repeats=repeats, budget=budget,
+                strength=STRENGTH)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        path_in, path_out = Path(tmp) / "in.npz", Path(tmp) / "out.json"
-        np.savez(path_in, x=np.asarray(x), y=np.asarray(y), meta=json.dumps(meta), **flat)
+        paths = {name: (Path(tmp) / f"{name}.npz", Path(tmp) / f"{name}.json") for name in models}
+        for name, params in models.items():
+            flat = {"p/" + "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
+                    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}  # fmt: skip
+            np.savez(paths[name][0], x=np.asarray(x), y=np.asarray(y),
+                     meta=json.dumps({**meta, "model": name}), **flat)  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", ""))
         worker = Path(__file__).with_name("_nt_worker.py")
-        done = subprocess.run([str(python), str(worker), str(path_in), str(path_out)],
-                              capture_output=True, text=True, env=env)  # fmt: skip
+        args = [str(p) for pair in paths.values() for p in pair]
+        done = subprocess.run([str(python), str(worker), *args], capture_output=True, text=True,
+                              env=env)  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"neural-tangents worker failed:\n{done.stderr[-3000:]}")
-        return json.loads(path_out.read_text())
+        return {name: json.loads(out.read_text()) for name, (_, out) in paths.items()}
 
 
 # ----------------------------------------------------------------- training benchmark
@@ -577,12 +589,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"no neural-tangents environment at {NT_ENV}; pass --setup-nt")
     if args.nt != "off" and python is not None:
         x, y = inputs(args.batch)
-        for name in args.models:
+        results = neural_tangents({name: functional(MODELS[name]())[1] for name in args.models},
+                                  x, y, python=python, repeats=args.repeats,
+                                  budget=args.budget)  # fmt: skip
+        for name, result in results.items():
             plains = [r["seconds_per_step"] for r in rows
                       if r["model"] == name and r["method"] == "plain"]  # fmt: skip
             plain = plains[0] if plains else float("nan")
-            result = neural_tangents(name, functional(MODELS[name]())[1], x, y, python=python,
-                                     repeats=args.repeats, budget=args.budget)  # fmt: skip
             for r in result["rows"]:
                 row = dict(model=name, method=r["method"], device=result["device"])
                 if "error" in r:

@@ -2,6 +2,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,40 @@ def pytest_terminal_summary(terminalreporter):
 def x64():
     with enable_x64():
         yield
+
+
+def _uses_book(item) -> bool:
+    return "book_build" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """The tests of the built book run last: by then the neural-tangents environment that
+    the fast-penalty chapter times is ready (see :func:`pytest_collection_finish`)."""
+    items[:] = [i for i in items if not _uses_book(i)] + [i for i in items if _uses_book(i)]
+
+
+def pytest_collection_finish(session):
+    """Install the neural-tangents environment in a thread while the first tests run, when a
+    selected test needs it (its fixture waits for it on its lock)."""
+    if session.config.option.collectonly:
+        return
+    if any("nt_kernels" in getattr(i, "fixturenames", ()) for i in session.items):
+        from mgs_teach import bench
+
+        if bench.nt_python() is None:
+            threading.Thread(target=_setup_nt_quietly, daemon=True).start()
+
+
+def _setup_nt_quietly():
+    """Install the neural-tangents environment early; a failure is reported by the fixture
+    that needs it, which then installs it again (the environment is not ready until then)."""
+    from mgs_teach import bench
+
+    try:
+        bench.setup_nt()
+    except Exception:  # noqa: BLE001, S110 - the nt_kernels fixture raises it in its test
+        pass
 
 
 @pytest.fixture(scope="session")

@@ -231,8 +231,8 @@ SHARDED = textwrap.dedent("""
 
 def test_the_run_axis_shards_over_devices():
     """Three runs on two forced host devices (padded to four) equal the same on one."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
                           env=env, timeout=600)  # fmt: skip
     assert "SHARDED OK 3" in done.stdout, done.stderr[-3000:]
