@@ -7,9 +7,11 @@ JAX (the book's FCN, LeNet-5 and AlexNet, layer for layer), and for each neural-
 implementation that works in release 0.6.5 writes
 
 - the full empirical NTK, sample-major ``(B*C, B*C)`` like ``mgs_teach.mgs_kernel``, and
-- the median time of one SGD step on cross-entropy + strength * tr K (tr K from
+- when asked to time (``time`` in its meta), the median time of one SGD step on
+  cross-entropy + strength * tr K (tr K from
   ``empirical_ntk_fn(..., trace_axes=(-1,), diagonal_axes=(0,))``, the cheapest way to ask
-  neural-tangents for the trace; it averages over the logits, so ``.sum() * C`` is tr K).
+  neural-tangents for the trace; it averages over the logits, so ``.sum() * C`` is tr K),
+  and once per model that of a plain step.
 
 It imports nothing from ``mgs_teach``: the environment it runs in cannot import it.
 """

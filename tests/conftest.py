@@ -30,15 +30,16 @@ def x64():
         yield
 
 
-def _uses_book(item) -> bool:
-    return "book_build" in getattr(item, "fixturenames", ())
+def _uses(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """The tests of the built book run last: by then the neural-tangents environment that
     the fast-penalty chapter times is ready (see :func:`pytest_collection_finish`)."""
-    items[:] = [i for i in items if not _uses_book(i)] + [i for i in items if _uses_book(i)]
+    book = [i for i in items if _uses(i, "book_build")]
+    items[:] = [i for i in items if not _uses(i, "book_build")] + book
 
 
 def pytest_collection_finish(session):
@@ -46,7 +47,7 @@ def pytest_collection_finish(session):
     selected test needs it (its fixture waits for it on its lock)."""
     if session.config.option.collectonly:
         return
-    if any("nt_kernels" in getattr(i, "fixturenames", ()) for i in session.items):
+    if any(_uses(i, "nt_kernels") for i in session.items):
         from mgs_teach import bench
 
         if bench.nt_python() is None:

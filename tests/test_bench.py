@@ -126,16 +126,17 @@ def nt_kernels():
     """The kernels of the three models in the neural-tangents environment, one worker for all."""
     python = bench.nt_python() or bench.setup_nt()
     x, y = bench.inputs(8, seed=3)
-    params = {model: functional(bench.MODELS[model]())[1] for model in bench.MODELS}
-    return x, params, bench.neural_tangents(params, x, y, python=python, kernel_batch=4,
-                                            time_steps=False)  # fmt: skip
+    nets = {model: functional(make()) for model, make in bench.MODELS.items()}
+    params = {model: p for model, (_, p) in nets.items()}
+    return x, nets, bench.neural_tangents(params, x, y, python=python, kernel_batch=4,
+                                          time_steps=False)  # fmt: skip
 
 
 @pytest.mark.parametrize("model", ["fcn", "lenet5", "alexnet"])
 def test_neural_tangents_agrees_with_mgs_kernel(model, nt_kernels):
-    x, params, results = nt_kernels
-    apply_fn = functional(bench.MODELS[model]())[0]
-    ours = np.asarray(mgs_kernel(apply_fn, params[model], x[:4]), dtype=np.float64)
+    x, nets, results = nt_kernels
+    apply_fn, params = nets[model]
+    ours = np.asarray(mgs_kernel(apply_fn, params, x[:4]), dtype=np.float64)
     methods = {r["method"]: r for r in results[model]["rows"]}
     assert set(methods) == {"nt_jacobian_contraction", "nt_ntk_vector_products"}
     for method, row in methods.items():
