@@ -1061,10 +1061,24 @@ def provenance(command: str, start: float) -> dict[str, Any]:
     return dict(
         command=command,
         git_commit=commit + ("+uncommitted changes in mgs_teach" if dirty else ""),
-        device=[str(d) for d in jax.devices()], cpu=platform.processor() or platform.machine(),
+        device=[str(d) for d in jax.devices()], cpu=_cpu_model(),
         cpu_count=os.cpu_count(), versions=versions,
         start=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start)),
     )  # fmt: skip
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else its architecture. XLA compiles for the
+    CPU it runs on, so float32 round-off, and with it a long noisy run, depends on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def _provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:

@@ -5,7 +5,6 @@ import json
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 from bookfiles import ROOT
 
@@ -20,6 +19,35 @@ def results():
     loaded = E.load_mnist_results(CPU)
     assert loaded is not None, "results/mnist-cpu must hold a finished run of the cpu plan"
     return loaded
+
+
+#: How closely a re-trained prefix must match the stored records after the first record, per
+#: column: (rtol, atol). See :func:`assert_retrains`.
+LATER = {"test_loss": (2e-2, 0.0), "test_acc": (0.0, 0.03), "trace": (0.1, 0.0),
+         "logdet": (0.1, 0.5)}  # fmt: skip
+
+
+def assert_retrains(again, stored, cols):
+    """Today's re-trained records against the stored ones, a prefix of the same length.
+
+    The first record (initialisation, data, monitoring batch: before any step) must match to
+    float32 precision. The later ones only to :data:`LATER`, because XLA compiles for the CPU
+    it runs on: another CPU's vector units add in another order, and in a noisy-label run a
+    float32 difference grows chaotically. The stored runs were trained on another CPU than
+    this project's CI may have; measured on an AMD EPYC against them, within three epochs:
+    up to 4 % in tr K and log det K, 0.5 % in the test loss and over a point of accuracy (the
+    same runs retrained on one CPU agree to 1e-6). So a change to the data, the
+    initialisation or the kernel shows in the first record; a change to the training itself
+    (optimiser, schedule, penalty) shows once it moves the records by more than that.
+    """
+    head = stored[["step", *cols]].head(len(again)).reset_index(drop=True)
+    assert len(head) == len(again) >= 2
+    np.testing.assert_array_equal(again["step"], head["step"])
+    for col in cols:
+        a, b = again[col].to_numpy(float), head[col].to_numpy(float)
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-6, err_msg=f"{col}, record 0")
+        rtol, atol = LATER[col]
+        np.testing.assert_allclose(a[1:], b[1:], rtol=rtol, atol=atol, err_msg=col)
 
 
 def test_the_cpu_results_have_their_provenance(results):
@@ -74,10 +102,7 @@ def test_a_stored_run_retrains_to_the_same_records(results, grid, regulariser, n
     # float32 round-off, which LeNet-5 at 80 % noise grows to 0.3 points of accuracy within
     # 200 steps: so the stored runs are re-trained in the program shape they had.
     again = E.run_grid([experiment], [seed], CPU, n_records=3, progress=False, share="vmap")
-    cols = ["step", "test_loss", "test_acc", "trace", "logdet"]
-    head = stored[cols].head(3).reset_index(drop=True)
-    np.testing.assert_allclose(again[["step"]], head[["step"]])
-    pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=2e-3, atol=2e-3)
+    assert_retrains(again, stored, ["test_loss", "test_acc", "trace", "logdet"])
 
 
 # ------------------------------------------------------------------ the test bench
@@ -125,10 +150,7 @@ def test_a_stored_test_bench_run_retrains_to_the_same_records(bench):
     )
     assert experiment.key == key
     again = E.run_grid([experiment], [1], BENCH / "runs", n_records=3, progress=False)
-    cols = ["step", "test_loss", "test_acc", "trace", "logdet"]
-    head = stored[cols].head(3).reset_index(drop=True)
-    np.testing.assert_allclose(again[["step"]], head[["step"]])
-    pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=1e-4, atol=1e-4)
+    assert_retrains(again, stored, ["test_loss", "test_acc", "trace", "logdet"])
 
 
 # ------------------------------------------------------------ the regression benchmark
@@ -172,8 +194,5 @@ def test_a_stored_regression_run_retrains_to_the_same_records(regression, grid, 
     )
     assert experiment.key == key and experiment.data.loss == "mse"
     again = E.run_grid([experiment], [1], REGRESSION / "runs", n_records=3, progress=False)
-    cols = ["step", "test_loss", "trace", "logdet"]
-    head = stored[cols].head(3).reset_index(drop=True)
-    np.testing.assert_allclose(again[["step"]], head[["step"]])
-    pd.testing.assert_frame_equal(again[cols[1:]], head[cols[1:]], rtol=1e-4, atol=1e-4)
+    assert_retrains(again, stored, ["test_loss", "trace", "logdet"])
     assert again["test_acc"].isna().all()
