@@ -102,11 +102,13 @@ def share_for(params: Any, backend: str | None = None) -> str:
     """How runs of this model should share a program on ``backend`` (default: JAX's).
 
     ``"serial"`` on a CPU: each run through the same compiled, unbatched loop, one after
-    another. On this project's 2-core CPU that is as fast as vmapping the runs for the
-    two-circles MLP and faster for the FCN 6 x 300 and LeNet-5 (a run axis turns every
-    matrix product into a slower batched one; ``python -m mgs_teach.bench training``
-    measures both). ``"vmap"`` on accelerators, where a step of these small models costs
-    about a kernel launch per operation, whatever the number of runs it carries.
+    another. On the 2-core CPUs this project was measured on, that is faster for the FCN
+    6 x 300 and LeNet-5 (a run axis turns every matrix product into a slower batched one);
+    for the small two-circles MLP the two were as fast on one machine, and vmap was faster
+    once compiled on another, so ``python -m mgs_teach.bench training``, which measures
+    both, is the judge on yours. ``"vmap"`` on accelerators, where a step of these small
+    models costs about a kernel launch per operation, whatever the number of runs it
+    carries.
     """
     backend = backend or jax.default_backend()
     return "serial" if backend == "cpu" else "vmap"
