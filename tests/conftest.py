@@ -20,8 +20,8 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 # worker, so its module fixtures are built once; the modules go out in the order that
 # pytest_collection_modifyitems gives them, the slowest first so that the two workers end
 # together, and the modules of the built book last. The book's build then waits until every
-# other test has finished, so that it runs alone: it executes the chapters with both cores,
-# and a chapter's kernel shares them with nothing else.
+# other test has finished, so that it runs alone: it executes two chapters at a time
+# (_ext/parallel_execute.py), one per core, and they share the cores with nothing else.
 
 #: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each).
 SLOWEST = (

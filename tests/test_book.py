@@ -58,3 +58,17 @@ def test_every_widget_has_a_static_stand_in(html):
         for cell in grids:
             assert f'alt="{cell["metadata"]["mystnb"]["image"]["alt"]}"' in page
     assert explorers >= 1
+
+
+@pytest.mark.book
+def test_every_chapter_executed_ahead_and_written_with_outputs(book_build):
+    """_ext/parallel_execute.py ran every chapter before Sphinx read it (myst-nb executed none
+    itself), and the executed notebooks it wrote carry their outputs."""
+    log = (book_build.parent / "build.log").read_text()
+    for nb in chapters():
+        name = nb.relative_to(ROOT).as_posix()
+        assert f"Executed notebook {name} in " in log, f"{name}: not executed ahead"
+        executed = json.loads((book_build / "jupyter_execute" / name).read_text())
+        outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+        assert any("scale: quick" in "".join(o.get("text", "")) for o in outputs), name
+    assert log.count("Using cached notebook") == len(chapters())
