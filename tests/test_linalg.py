@@ -15,7 +15,15 @@ seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
 def _low_rank(n: int, p: int, rank: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.standard_normal((n, rank)) @ rng.standard_normal((rank, p))
+    """An n x p matrix of rank min(rank, n, p) exactly, its non-zero singular values in [1, 5].
+
+    (A product of Gaussian factors has that rank too, but its smallest singular value can come
+    as close to zero as rounding error, and then no tolerance tells it from a zero.)
+    """
+    r = min(rank, n, p)
+    u = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    v = np.linalg.qr(rng.standard_normal((p, r)))[0]
+    return (u * rng.uniform(1.0, 5.0, r)) @ v.T
 
 
 def _tol(a: np.ndarray) -> float:
@@ -34,7 +42,8 @@ def test_gram_and_scatter_share_nonzero_spectrum(n, p, rank, seed):
     s = linalg.eigenvalues(linalg.scatter(theta), length)
     np.testing.assert_allclose(k, s, rtol=0, atol=_tol(theta))
     # the number of non-zero eigenvalues is the rank of theta, on both sides
-    r = np.linalg.matrix_rank(theta)
+    r = min(rank, n, p)
+    assert np.linalg.matrix_rank(theta) == r
     assert np.all(k[:r] > _tol(theta)) and np.all(np.abs(k[r:]) <= _tol(theta))
 
 
