@@ -26,6 +26,7 @@ one accelerator).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -64,6 +65,7 @@ def jobs() -> int:
 POLL_SLICE_S = 2.0
 
 
+@functools.cache  # one set of classes for every notebook of the build
 def _kernel_manager_class() -> type:
     """An ``AsyncKernelManager`` whose clients wait for messages in slices of ``POLL_SLICE_S``.
 
