@@ -340,12 +340,16 @@ def _batched(spec: ModelSpec, jobs: list, share: str) -> Callable:
     return run
 
 
-def step_flops(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config) -> float:
+def step_flops(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config,
+               loss: str = "cross_entropy") -> float:  # fmt: skip
     """Floating-point operations of one training step of one run, by XLA's cost analysis of
-    the lowered step (the arithmetic that no way of running it can avoid)."""
+    the lowered step (the arithmetic that no way of running it can avoid).
+
+    ``data`` is ``(x_train, y_train, ...)``: only its shapes and dtypes matter, and
+    ``loss`` is the task's (:attr:`mgs_teach.experiments.DataSpec.loss`)."""
     from mgs_teach.train import _compiled, build, compile_key
 
-    builder, _, _ = _compiled(spec, *compile_key(reg, config), len(data[0]))
+    builder, _, _ = _compiled(spec, *compile_key(reg, config), len(data[0]), loss)
     state = builder.init(build(spec, reg, 0)[2], jax.random.key(0))
     args = (state, jnp.asarray(data[0]), jnp.asarray(data[1]), jnp.int32(1),
             Hyper.of(reg, config))  # fmt: skip
@@ -388,6 +392,7 @@ def training(
     *,
     shares: list[str] | None = None,
     steps: float = 1.0,
+    trace_method: str | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Steps per second per run of the sequential loop and of the batched engine.
@@ -410,11 +415,16 @@ def training(
         default run within five minutes on a 2-core CPU; ``["vmap", "serial"]`` compares them.
     steps : float
         Multiplies the steps of every timing (steadier rates, longer benchmark).
+    trace_method : str, optional
+        How the MGS penalty computes tr K for every model (``"auto"``: exactly, as the
+        ``paper`` plan trains it). Default: each model's own in :data:`TRAINING_MODELS`
+        (LeNet-5's one-probe estimate, as the ``cpu`` plan trains it).
 
     Returns
     -------
     list of dict
-        Rows as in the module docstring; ``seconds`` is the time of one timed call,
+        Rows as in the module docstring, with the ``trace_method`` of the MGS penalty;
+        ``seconds`` is the time of one timed call,
         ``flops_per_step`` the arithmetic of one step of one run (:func:`step_flops`) and
         ``peak_flops_per_s`` this device's large matrix-product rate (:func:`matmul_peak`).
         Together they bound what any engine can gain: see :func:`ceilings`.
@@ -426,6 +436,7 @@ def training(
     peak = matmul_peak()
     for name in models:
         spec, data_spec, config, n_steps, method = TRAINING_MODELS[name]
+        method = trace_method or method
         n_steps = max(1, round(n_steps * steps))
         data = [data_spec.load(seed) for seed in range(max(runs))]
         for penalty in penalties:
@@ -433,7 +444,7 @@ def training(
             if penalty == "mgs_trace":
                 reg = dataclasses.replace(reg, method=method)
             seq = _rate(_sequential(spec, data[0], reg, config), n_steps, 1)
-            base = dict(model=name, penalty=penalty, device=device,
+            base = dict(model=name, penalty=penalty, device=device, trace_method=method,
                         flops_per_step=step_flops(spec, data[0], reg, config),
                         peak_flops_per_s=peak)  # fmt: skip
             for r in runs:
@@ -497,13 +508,17 @@ def _training_main(argv: list[str]) -> list[dict]:
         default=1.0,
         help="multiply the steps of every timing (steadier rates)",
     )
+    parser.add_argument("--trace-method", default=None,
+                        choices=["auto", "structured", "jacobian", "hutchinson"],
+                        help="the MGS penalty's trace for every model (default: each model's "
+                             "own; 'auto', exact, is what the paper plan trains)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     args = parser.parse_args(argv)
     print(f"Training benchmark: sequential loop vs batched engine, jax {jax.__version__} on "
           f"{jax.devices()[0]}", flush=True)  # fmt: skip
     start, started = time.perf_counter(), time.time()
     rows = training(args.models, args.penalties, args.runs, shares=args.shares,
-                    steps=args.steps)  # fmt: skip
+                    steps=args.steps, trace_method=args.trace_method)  # fmt: skip
     print(f"\n{'model':16s} {'penalty':10s} {'runs':>4s} {'share':7s} {'engine / sequential':>20s}")
     for r in ratios(rows):
         print(f"{r['model']:16s} {r['penalty']:10s} {r['runs']:4d} {r['share']:7s} "

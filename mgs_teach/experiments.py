@@ -28,6 +28,7 @@ copying the folders together. :func:`tune` chooses strengths by one rule, and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -45,7 +46,7 @@ from mgs_teach import data as D
 from mgs_teach import engine
 from mgs_teach.models import FCN, AlexNet, LeNet5
 from mgs_teach.penalties import Regulariser
-from mgs_teach.train import Config, program_key
+from mgs_teach.train import Config, compile_key, program_key
 
 __all__ = [
     "ACTIVATIONS",
@@ -727,8 +728,10 @@ def run_mnist(
 ) -> dict[str, Any]:
     """Tune, then run every grid of an MNIST plan, resumably under ``out``.
 
-    Tuning runs go to ``out/tuning/``, the grids' runs to ``out/runs/``, the chosen
-    strengths to ``out/best_strengths.json``.
+    Each network is tuned just before the first grid that trains it, in the order of
+    :meth:`MNISTPlan.grids` (the tables first), so that a time limit leaves whole tables
+    rather than only tuning runs. Tuning runs go to ``out/tuning/``, the grids' runs to
+    ``out/runs/``, the strengths chosen so far to ``out/best_strengths.json``.
 
     Parameters
     ----------
@@ -749,41 +752,57 @@ def run_mnist(
         ``model`` column), and one run frame per grid of :meth:`MNISTPlan.grids`.
     """
     out = Path(out)
+    bases = plan.tuning_bases()
+    if train and shard is not None:  # every tuning share first: the grids need all of them
+        for base, candidates, options in bases.values():
+            grid = tuning_grid(base, candidates, plan.tuning.n_val, options)
+            run_grid(grid, range(plan.tuning.runs), out / "tuning", shard=shard,
+                     progress=progress)  # fmt: skip
+        missing = [e.key for base, candidates, options in bases.values()
+                   for e in tuning_grid(base, candidates, plan.tuning.n_val, options)
+                   for s in range(plan.tuning.runs)
+                   if not _csv(out / "tuning", e, s).exists()]  # fmt: skip
+        if missing:
+            raise RuntimeError(
+                f"shard {shard[0]}/{shard[1]}: its tuning share is done, but "
+                f"{len(missing)} tuning runs of other shards are missing; "
+                "run every shard's tuning, then the shards again for the grids"
+            )
     best: dict[str, dict[str, float]] = {}
-    tables = []
-    for name, (base, candidates, options) in plan.tuning_bases().items():
-        if not candidates:
-            continue
+    tables, done = [], set()
+
+    def tuned(name: str) -> None:
+        """Tune one network (train its missing tuning runs), once."""
+        base, candidates, options = bases[name]
+        if name in done or not candidates:
+            return
+        done.add(name)
         grid = tuning_grid(base, candidates, plan.tuning.n_val, options)
-        seeds = range(plan.tuning.runs)
         if not train:
-            _require(grid, seeds, out / "tuning")
-        elif shard is not None:
-            run_grid(grid, seeds, out / "tuning", shard=shard, progress=progress)
-            missing = [
-                e.key for e in grid for s in seeds if not _csv(out / "tuning", e, s).exists()
-            ]
-            if missing:
-                raise RuntimeError(
-                    f"shard {shard[0]}/{shard[1]}: its tuning share is done, but "
-                    f"{len(missing)} tuning runs of other shards are missing; "
-                    "run every shard's tuning, then the shards again for the grids"
-                )
-        best[name], table = tune(base, candidates, seeds, out / "tuning", n_val=plan.tuning.n_val,
-                                 options=options, progress=progress)  # fmt: skip
+            _require(grid, range(plan.tuning.runs), out / "tuning")
+        best[name], table = tune(base, candidates, range(plan.tuning.runs), out / "tuning",
+                                 n_val=plan.tuning.n_val, options=options,
+                                 progress=progress)  # fmt: skip
         tables.append(table.assign(model=name))
-    if train and shard is None:
-        _write_atomic(out / "best_strengths.json", json.dumps(best, indent=1))
-    results: dict[str, Any] = {
-        "best": best,
-        "tuning": pd.concat(tables, ignore_index=True) if tables else None,
-    }
-    for name, grid in plan.grids(best).items():
+        if train and shard is None:  # so far: a later command reads only complete networks
+            _write_atomic(out / "best_strengths.json", json.dumps(best, indent=1))
+
+    # Each network is tuned just before its first grid, and the grids run cheapest network
+    # first (plan.grids' order): a time limit that stops the plan leaves finished tables,
+    # not only tuning runs.
+    results: dict[str, Any] = {"best": best}
+    for name, structure in plan.grids({}).items():
+        for network in dict.fromkeys(e.model.name for e in structure):
+            tuned(network)
+        grid = plan.grids(best)[name]
         seeds = range(plan.runs_of(name))
         if not train:
             _require(grid, seeds, out / "runs")
         results[name] = run_grid(grid, seeds, out / "runs", shard=shard if train else None,
                                  progress=progress)  # fmt: skip
+    for network in bases:  # networks without a grid of their own (none so far)
+        tuned(network)
+    results["tuning"] = pd.concat(tables, ignore_index=True) if tables else None
     return results
 
 
@@ -848,12 +867,21 @@ def _tuned_strengths(plan: Any, tuned: str | Path) -> dict[str, Any]:
     """The strengths in ``tuned/best_strengths.json``, or a FileNotFoundError that says how
     to make them."""
     path = Path(tuned) / "best_strengths.json"
+    again = f"run `python -m mgs_teach.experiments mnist --plan {plan.name} --out {tuned}`"
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: the test bench keeps the strengths tuned for the tables; "
-            f"run `python -m mgs_teach.experiments mnist --plan {plan.name} --out {tuned}` first"
+            f"{again} first"
         )
-    return json.loads(path.read_text())
+    best = json.loads(path.read_text())
+    network = plan.testbench.model.name if plan.testbench is not None else None
+    tuned_here = network in plan.tuning_bases() and plan.tuning_bases()[network][1]
+    if network is not None and network not in best and tuned_here:
+        raise FileNotFoundError(
+            f"{path} has no strengths for {network} yet (its tuning did not finish): {again} "
+            "again to finish it"
+        )
+    return best
 
 
 def testbench_summary(runs: pd.DataFrame, plan: Any, best: dict[str, Any]) -> dict[str, Any]:
@@ -957,44 +985,101 @@ STEP_COST = {"none": 1.0, "dropout": 1.0, "weight_decay": 1.0, "adam": 1.0, "cyc
              "param_gradient": 2.6, "input_gradient": 2.6, "mgs_logdet": 1.5}  # fmt: skip
 
 
-def budget(plan: Any, rates: Sequence[dict]) -> pd.DataFrame:
-    """A plan's wall time estimated from the training benchmark's measured rates.
+@functools.cache
+def _flops(e: Experiment) -> float:
+    from mgs_teach import bench  # bench imports this module
+
+    return bench.step_flops(e.model, e.data.load(0), e.regulariser, e.config, e.data.loss)
+
+
+def step_flops(e: Experiment) -> float:
+    """Floating-point operations of one training step of one run of ``e``.
+
+    XLA's count of the lowered step (:func:`mgs_teach.bench.step_flops`), on a few samples
+    of ``e``'s data (a step's arithmetic does not depend on the size of the training set, its
+    noise or its strengths). Counted once per program.
+    """
+    reg, config = compile_key(e.regulariser, e.config)
+    n = max(e.config.batch_size, 20)
+    small = dataclasses.replace(e.data.program_part(), n_train=n, n_val=0, n_test=2)
+    if small.task == "mnist":
+        small = dataclasses.replace(small, source="offline")  # the same shapes, no download
+    return _flops(Experiment(e.model, small, reg, config))
+
+
+def _trace_method(method: str) -> str:
+    return "structured" if method == "auto" else method
+
+
+def budget(plan: Any, rates: Sequence[dict] = (), *, peak: float | None = None,
+           flops: bool = True) -> pd.DataFrame:  # fmt: skip
+    """A plan's wall time estimated from the training benchmark's measured rates, and the
+    least time its arithmetic allows.
 
     Every grid (and the tuning) is counted in optimiser steps per network and regulariser;
     each count is divided by the measured steps per second per run of the batched engine
-    for that network (``none`` and ``mgs_trace`` are measured; other regularisers scale the
-    plain rate by :data:`STEP_COST`, ``mgs_logdet`` the trace's), at the largest measured
-    number of runs not above the group's. Records and compilation are not included.
+    for that network (``none`` and ``mgs_trace`` are measured, the penalty with the trace
+    method the plan trains; other regularisers scale the plain rate by :data:`STEP_COST`,
+    ``mgs_logdet`` the exact trace's), at the largest measured number of runs not above
+    the group's. Records and compilation are not included. The benchmark times networks on
+    MNIST's 28 x 28 digits, so the regression plans' faces have no measured rate.
+
+    Each count is also multiplied by the arithmetic of one step (:func:`step_flops`), and
+    divided by ``peak``: the time that no way of running the plan can beat on a device that
+    computes at most ``peak`` floating-point operations per second.
 
     Parameters
     ----------
     plan : mgs_teach.plans.MNISTPlan
+        An MNIST plan or a regression plan.
     rates : sequence of dict
-        Rows of ``python -m mgs_teach.bench training --json``.
+        Rows of ``python -m mgs_teach.bench training --json`` (rows without a
+        ``trace_method`` timed each network's own, as :data:`mgs_teach.bench.TRAINING_MODELS`
+        says).
+    peak : float, optional
+        The device's floating-point operations per second. Default: the largest
+        ``peak_flops_per_s`` of ``rates`` (the matrix-product rate measured with them).
+    flops : bool
+        ``False``: leave out the arithmetic (it lowers every program once, seconds each).
 
     Returns
     -------
     pandas.DataFrame
-        One row per part (``tuning`` or a grid) and network: ``runs``, ``run_steps`` and
-        ``seconds`` (NaN where a network's rate was not measured).
+        One row per part (``tuning``, a grid or ``testbench``) and network: ``runs``,
+        ``run_steps`` and ``seconds`` (NaN where a network's rate was not measured); with
+        ``flops``, also ``flops`` and ``floor_s`` (NaN without a peak).
     """
+    from mgs_teach.bench import TRAINING_MODELS
     from mgs_teach.plans import TABLE_METHODS  # noqa: F401 - plans imports this module
 
-    measured: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    measured: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
     names = {"fcn-6x300": "fcn", "lenet5": "lenet5", "alexnet": "alexnet"}
     for r in rates:
         if r["engine"] == "batched":
-            measured.setdefault((r["model"], r["penalty"]), []).append(
+            method = "-"
+            if r["penalty"] == "mgs_trace":
+                own = TRAINING_MODELS.get(r["model"], (None,) * 5)[4]
+                method = _trace_method(r.get("trace_method") or own or "auto")
+            measured.setdefault((r["model"], r["penalty"], method), []).append(
                 (r["runs"], r["steps_per_s_per_run"]))  # fmt: skip
+    if peak is None:
+        peaks = [r["peak_flops_per_s"] for r in rates if r.get("peak_flops_per_s")]
+        peak = max(peaks) if peaks else float("nan")
 
-    def rate(model: str, reg: str, group: int) -> float:
-        penalty = "mgs_trace" if reg in ("mgs_trace", "mgs_logdet") else "none"
-        options = sorted(measured.get((names.get(model, model), penalty), []))
+    def rate(e: Experiment, group: int) -> float:
+        reg = e.regulariser
+        if e.data.task != "mnist":
+            return float("nan")
+        if reg.name in ("mgs_trace", "mgs_logdet"):
+            method = reg.method if reg.name == "mgs_trace" else "structured"
+            key = ("mgs_trace", _trace_method(method))
+        else:
+            key = ("none", "-")
+        options = sorted(measured.get((names.get(e.model.name, e.model.name), *key), []))
         if not options:
             return float("nan")
         fit = [v for n, v in options if n <= group] or [options[0][1]]
-        factor = 1.5 if reg == "mgs_logdet" else STEP_COST.get(reg, 1.0)
-        return fit[-1] / factor
+        return fit[-1] / STEP_COST.get(reg.name, 1.0)
 
     parts: list[tuple[str, list[Experiment], int]] = []
     for base, candidates, options in plan.tuning_bases().values():
@@ -1012,19 +1097,45 @@ def budget(plan: Any, rates: Sequence[dict]) -> pd.DataFrame:
             e = members[0]
             n = len(members) * seeds
             steps = n * e.config.total_steps(e.data.n_train)
-            rows.append(
-                dict(
-                    part=part,
-                    model=e.model.name,
-                    regulariser=e.regulariser.name,
-                    runs=n,
-                    run_steps=steps,
-                    seconds=steps / rate(e.model.name, e.regulariser.name, n),
-                )
-            )
+            row = dict(part=part, model=e.model.name, runs=n, run_steps=steps,
+                       seconds=steps / rate(e, n))  # fmt: skip
+            if flops:
+                row["flops"] = steps * step_flops(e)
+                row["floor_s"] = row["flops"] / peak
+            rows.append(row)
     table = pd.DataFrame(rows)
-    return table.groupby(["part", "model"], sort=False)[["runs", "run_steps", "seconds"]].sum(
-        min_count=1).reset_index()  # fmt: skip
+    columns = ["runs", "run_steps", "seconds"] + (["flops", "floor_s"] if flops else [])
+    # a part with one group of unknown rate has an unknown time (NaN), not a smaller one
+    return (table.groupby(["part", "model"], sort=False)[columns]
+            .agg(lambda v: v.sum(skipna=False)).reset_index())  # fmt: skip
+
+
+def print_budget(table: pd.DataFrame, name: str) -> None:
+    """Print :func:`budget`'s table and its totals: the estimated minutes of training, the
+    arithmetic, and the floor it sets at the peak used."""
+    shown = table.assign(flops=table["flops"] / 1e15).rename(columns={"flops": "PFLOP"})
+    print(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:,.1f}"
+                          if abs(v) < 100 else f"{v:,.0f}"))  # fmt: skip
+    known = table[np.isfinite(table["seconds"])]
+    missing = table[~np.isfinite(table["seconds"])]
+    if len(known):
+        print(f"{name}: about {known['seconds'].sum() / 60:,.1f} minutes of training at the "
+              "measured rates (records and compilation not included)"
+              + (", besides the parts marked '-'" if len(missing) else ""))  # fmt: skip
+    if len(missing):
+        parts = ", ".join(f"{r.part} ({r.model})" for r in missing.itertuples())
+        parts = "any part" if len(missing) == len(table) else parts
+        print(f"no measured rate for {parts}: the training benchmark times the networks on "
+              "28 x 28 digits, with the trace method given by --trace-method")  # fmt: skip
+    floor = table["floor_s"].sum(skipna=False)
+    if np.isfinite(floor):
+        flops = table["flops"].sum()
+        peak = flops / floor
+        print(f"arithmetic: {flops / 1e15:,.1f} PFLOP (XLA's count); at {peak / 1e12:,.1f} "
+              f"TFLOP/s no engine trains it in under {floor / 60:,.1f} minutes")  # fmt: skip
+        if len(known) and not len(missing):
+            share = known["flops"].sum() / known["seconds"].sum() / peak
+            print(f"the estimate computes at {share:.0%} of that rate")
 
 
 def provenance(command: str, start: float) -> dict[str, Any]:
@@ -1137,20 +1248,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--tuned", default=None,
                        help="results of the plan's mnist command, for its tuned strengths "
                             "(default results/mnist-PLAN)")  # fmt: skip
-    cost = sub.add_parser("budget", help="a plan's wall time from measured rates")
+    cost = sub.add_parser("budget", help="a plan's wall time from measured rates, and the "
+                                          "least its arithmetic allows")  # fmt: skip
     cost.add_argument("--plan", default="paper", choices=sorted(_plans()))
     cost.add_argument(
-        "--rates", type=Path, required=True, help="JSON of python -m mgs_teach.bench training"
+        "--task",
+        default="mnist",
+        choices=["mnist", "regression"],
+        help="whose plan: the MNIST chapter's or the regression benchmark's",
     )
+    cost.add_argument("--rates", type=Path, default=None,
+                      help="JSON of python -m mgs_teach.bench training")  # fmt: skip
+    cost.add_argument("--peak-tflops", type=float, default=None,
+                      help="the device's peak rate, for the arithmetic floor (default: the "
+                           "matrix-product rate measured with --rates)")  # fmt: skip
     args = parser.parse_args(argv)
-    plan = _plans("faces" if args.experiment == "regression" else "mnist")[args.plan]
+    regression = args.experiment == "regression" or getattr(args, "task", "") == "regression"
+    plan = _plans("faces" if regression else "mnist")[args.plan]
     if args.experiment == "budget":
-        table = budget(plan, json.loads(args.rates.read_text()))
-        print(table.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
-        total = table["seconds"].sum(min_count=1)
-        print(f"plan {args.plan}: about {total / 60:.1f} minutes of training (records and "
-              "compilation not included)" if np.isfinite(total) else
-              "some networks have no measured rate: time them with --models")  # fmt: skip
+        if args.rates is None and args.peak_tflops is None:
+            parser.error("budget needs --rates, --peak-tflops or both")
+        rates = json.loads(args.rates.read_text()) if args.rates else []
+        peak = args.peak_tflops * 1e12 if args.peak_tflops else None
+        print_budget(budget(plan, rates, peak=peak), f"{args.task} plan {args.plan}")
         return 0
 
     if args.experiment == "testbench" and plan.testbench is None:
@@ -1235,4 +1355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # the CLI runs the imported module, so that its classes are the ones mgs_teach.plans
+    # builds its plans from (this file, run as __main__, would define copies of them)
+    from mgs_teach.experiments import main as _main
+
+    raise SystemExit(_main())

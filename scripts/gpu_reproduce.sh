@@ -27,11 +27,17 @@ fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
 
-# Rates on this machine, for the budget (about a minute).
+# Rates on this machine, for the budget (about a minute), with the exact trace penalty that the
+# paper plan trains; then the plan's minutes at those rates, and its arithmetic floor.
 "$python" -m mgs_teach.bench training --models fcn lenet5 alexnet --runs 8 40 --shares vmap \
-  --json "$out/bench_training_gpu.json"
+  --trace-method auto --json "$out/bench_training_gpu.json"
 "$python" -m mgs_teach.experiments budget --plan paper --rates "$out/bench_training_gpu.json" \
   | tee "$out/budget.txt"
+"$python" -m mgs_teach.experiments budget --task regression --plan paper \
+  --rates "$out/bench_training_gpu.json" | tee -a "$out/budget.txt"
+
+# The plan tunes each network just before its first grid, tables first and AlexNet last, so a
+# budget that runs out leaves whole tables.
 
 status=0
 start=$SECONDS

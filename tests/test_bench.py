@@ -85,13 +85,57 @@ def test_the_budget_of_a_plan_follows_from_rates():
         for p in ("none", "mgs_trace")
         for r in (8, 40)
     ]
-    table = E.budget(plans.CPU, rates)
+    table = E.budget(plans.CPU, rates, flops=False)
     lenet_tables = table[(table["part"] == "table1")].iloc[0]
     # 5 methods x 4 noise levels x 3 runs x 35 epochs x 93 steps, at 1000 steps per second,
     # with the gradient penalty at 2.6 times the cost of a plain step
     per_method = 12 * 35 * 93
     assert lenet_tables["run_steps"] == 5 * per_method
     assert lenet_tables["seconds"] == pytest.approx(per_method / 1000 * (4 + 2.6))
+
+
+def test_the_budget_uses_the_trace_method_the_plan_trains_and_counts_its_arithmetic():
+    from mgs_teach import experiments as E
+    from mgs_teach import plans
+
+    def rates(method):
+        return [dict(model="fcn", penalty=p, runs=8, engine="batched", trace_method=method,
+                     steps_per_s_per_run=1000.0, peak_flops_per_s=1e12)
+                for p in ("none", "mgs_trace")]  # fmt: skip
+
+    plan = plans.PAPER  # the FCN table's penalty uses the exact trace ("auto")
+    estimated = E.budget(plan, rates("hutchinson"), flops=False).set_index("part")
+    assert np.isnan(estimated.loc["fcn_table", "seconds"])  # an estimate's rate: not this one
+    exact = E.budget(plan, rates("auto"), flops=False).set_index("part")
+    steps = 10 * 4 * 400 * 93  # runs x noise levels x epochs x steps per epoch
+    assert exact.loc["fcn_table", "seconds"] == pytest.approx(steps * (4 + 2.6) / 1000)
+    assert np.isnan(exact.loc["table1", "seconds"])  # LeNet-5 was not timed
+
+    table = E.budget(plans.QUICK, rates("auto"))
+    grid = plans.QUICK.grids({})["fcn_table"]
+    flops = sum(e.config.total_steps(e.data.n_train) * E.step_flops(e) for e in grid)
+    row = table.set_index("part").loc["fcn_table"]
+    assert row["flops"] == pytest.approx(flops)
+    assert row["floor_s"] == pytest.approx(flops / 1e12)  # the peak measured with the rates
+    e = grid[-1]  # the MGS penalty: its step costs more than a plain one
+    assert e.regulariser.name == "mgs_trace" and E.step_flops(e) > 2 * E.step_flops(grid[0])
+    x, y, *_ = e.data.load(0)  # the count does not depend on the training set's size
+    full = bench.step_flops(e.model, (x, y), e.regulariser, e.config)
+    assert E.step_flops(e) == pytest.approx(full, rel=0.01)
+    floor = E.budget(plans.QUICK, peak=2e12).set_index("part")
+    assert floor.loc["fcn_table", "floor_s"] == pytest.approx(row["floor_s"] / 2)
+    assert floor["seconds"].isna().all()
+
+
+def test_the_budget_command_prints_the_floor_without_rates(capsys):
+    from mgs_teach import experiments as E
+
+    assert E.main(["budget", "--task", "regression", "--plan", "quick", "--peak-tflops", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "no measured rate for any part" in out
+    assert "at 1.0 TFLOP/s no engine trains it in under" in out
+    with pytest.raises(SystemExit):
+        E.main(["budget", "--plan", "quick"])  # neither rates nor a peak
 
 
 def test_the_nt_environment_is_ready_only_once_installed(tmp_path, monkeypatch):

@@ -275,6 +275,35 @@ def test_the_test_bench_keeps_the_tuned_strengths_and_resumes(tmp_path, monkeypa
     assert [p.stat().st_mtime_ns for p in sorted(out.rglob("seed*.csv"))] == stamps
 
 
+def test_each_network_is_tuned_just_before_its_first_grid(tmp_path, monkeypatch, capsys):
+    """A time limit that stops a plan leaves whole tables, and never a test bench tuned on
+    strengths that were not chosen yet."""
+    wide = E.ModelSpec("fcn", depth=1, width=12)
+    two = dataclasses.replace(SMOKE, tables=SMOKE.tables + (
+        plans.Table("wide_table", wide, (0.6,), n_train=64, epochs=1, runs=1),),
+        testbench=dataclasses.replace(SMOKE.testbench, model=wide))  # fmt: skip
+    monkeypatch.setitem(plans.PLANS, "smoke", two)
+    out, real, calls = tmp_path / "mnist", engine.train_runs, []
+
+    def spy(model, jobs, **kw):
+        calls.append((model.name, "tuning" if jobs[0].data[0].shape[0] == 60 else "grid"))
+        if calls[-1] == ("fcn-1x12", "tuning"):
+            raise E.Deadline("time limit reached")
+        return real(model, jobs, **kw)
+
+    monkeypatch.setattr(engine, "train_runs", spy)
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 3
+    assert list(dict.fromkeys(calls)) == [("fcn-1x8", "tuning"), ("fcn-1x8", "grid"),
+                                          ("fcn-1x12", "tuning")]  # fmt: skip
+    assert set(json.loads((out / "best_strengths.json").read_text())) == {"fcn-1x8"}
+    bench = ["testbench", "--plan", "smoke", "--out", str(tmp_path / "b"), "--tuned", str(out)]
+    assert E.main(bench) == 2  # the test bench's network is not tuned yet
+    assert "no strengths for fcn-1x12" in capsys.readouterr().err
+    monkeypatch.setattr(engine, "train_runs", real)
+    assert E.main(["mnist", "--plan", "smoke", "--out", str(out), "--no-progress"]) == 0
+    assert set(json.loads((out / "best_strengths.json").read_text())) == {"fcn-1x8", "fcn-1x12"}
+
+
 def test_a_plan_without_a_test_bench_says_so():
     with pytest.raises(ValueError, match="no test bench"):
         dataclasses.replace(SMOKE, testbench=None).testbench_grid({})
