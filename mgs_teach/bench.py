@@ -394,6 +394,7 @@ def training(
     steps: float = 1.0,
     trace_method: str | None = None,
     progress: bool = True,
+    on_rows: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Steps per second per run of the sequential loop and of the batched engine.
 
@@ -419,6 +420,11 @@ def training(
         How the MGS penalty computes tr K for every model (``"auto"``: exactly, as the
         ``paper`` plan trains it). Default: each model's own in :data:`TRAINING_MODELS`
         (LeNet-5's one-probe estimate, as the ``cpu`` plan trains it).
+    progress : bool
+        Print every rate as it is measured.
+    on_rows : callable, optional
+        Called with the rows so far after every model and penalty (to save them as they
+        come, so that a benchmark cut off keeps what it measured).
 
     Returns
     -------
@@ -460,6 +466,8 @@ def training(
                     if progress:
                         print(f"  {name:16s} {penalty:10s} R={r:<3d} {share:7s} {rate:9.0f} "
                               f"steps/s per run (sequential {seq:.0f})", flush=True)  # fmt: skip
+            if on_rows is not None:
+                on_rows(rows)
     return rows
 
 
@@ -517,8 +525,16 @@ def _training_main(argv: list[str]) -> list[dict]:
     print(f"Training benchmark: sequential loop vs batched engine, jax {jax.__version__} on "
           f"{jax.devices()[0]}", flush=True)  # fmt: skip
     start, started = time.perf_counter(), time.time()
+
+    def save(rows: list[dict]) -> None:  # after every model and penalty: a cut-off keeps them
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_name(args.json.name + ".part")
+        tmp.write_text(json.dumps(rows, indent=1))
+        os.replace(tmp, args.json)
+
     rows = training(args.models, args.penalties, args.runs, shares=args.shares,
-                    steps=args.steps, trace_method=args.trace_method)  # fmt: skip
+                    steps=args.steps, trace_method=args.trace_method,
+                    on_rows=save if args.json else None)  # fmt: skip
     print(f"\n{'model':16s} {'penalty':10s} {'runs':>4s} {'share':7s} {'engine / sequential':>20s}")
     for r in ratios(rows):
         print(f"{r['model']:16s} {r['penalty']:10s} {r['runs']:4d} {r['share']:7s} "
@@ -535,8 +551,7 @@ def _training_main(argv: list[str]) -> list[dict]:
     wall = time.perf_counter() - start
     print(f"(whole benchmark: {wall:.0f} s)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+        save(rows)
         command = " ".join(["python", "-m", "mgs_teach.bench", "training", *(argv or [])])
         record = {**provenance(command, started), "wall_s": round(wall, 1)}
         args.json.with_name(args.json.stem + ".provenance.json").write_text(

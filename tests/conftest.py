@@ -26,7 +26,7 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 #: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each).
 SLOWEST = (
     "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py", "test_results.py",
-    "test_experiments.py", "test_penalties.py", "test_train.py",
+    "test_experiments.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
 )  # fmt: skip
 
 

@@ -75,6 +75,24 @@ def test_the_training_benchmark_writes_its_rows(tmp_path, capsys):
     assert record["wall_s"] > 0 and record["versions"]["jax"] == jax.__version__
 
 
+def test_a_training_benchmark_cut_off_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    out, real = tmp_path / "training.json", bench._sequential
+
+    def cut(spec, data, reg, config):  # a time limit strikes at the second penalty
+        if reg.name == "mgs_trace":
+            raise KeyboardInterrupt
+        return real(spec, data, reg, config)
+
+    monkeypatch.setattr(bench, "_sequential", cut)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["training", "--models", "two_circles_mlp", "--runs", "1", "--steps", "0.05",
+                    "--json", str(out)])  # fmt: skip
+    rows = json.loads(out.read_text())
+    assert {(r["penalty"], r["engine"]) for r in rows} == {("none", "sequential"),
+                                                           ("none", "batched")}  # fmt: skip
+    assert not list(tmp_path.glob("*.part"))
+
+
 def test_the_budget_of_a_plan_follows_from_rates():
     from mgs_teach import experiments as E
     from mgs_teach import plans
