@@ -316,30 +316,6 @@ def _sequential(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config) 
     return run
 
 
-def _batched(spec: ModelSpec, jobs: list, share: str) -> Callable:
-    """``run(steps)``: the engine's compiled training loop over every run, one segment of
-    ``steps`` steps and its record, as :func:`mgs_teach.engine.train_runs` calls it."""
-    from mgs_teach.kernel import float64
-    from mgs_teach.train import build, compile_key
-
-    reg, config, shared = engine._check_jobs(jobs)
-    _, chunk_fn, init_fn = engine._program(spec, *compile_key(reg, config), len(jobs[0].data[0]),
-                                           shared, share == "vmap")  # fmt: skip
-    params = [build(spec, j.reg, j.seed)[2] for j in jobs]
-    groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
-    with float64():
-        prepared = [(engine._start(init_fn, params, jobs, g, None)[0],
-                     engine._arrays(jobs, g, config, shared, None)) for g in groups]  # fmt: skip
-
-    def run(steps: int) -> None:
-        with float64():
-            for st, arrays in prepared:  # one after another, each waited for, as the engine does
-                out = chunk_fn(st, *arrays, jnp.asarray([steps], jnp.int32), jnp.int32(0))
-                jax.block_until_ready(out)
-
-    return run
-
-
 def step_flops(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config,
                loss: str = "cross_entropy") -> float:  # fmt: skip
     """Floating-point operations of one training step of one run, by XLA's cost analysis of
@@ -459,7 +435,7 @@ def training(
             for share in shares or [engine.share_for(None)]:
                 for r in runs:
                     jobs = [engine.Job(reg, config, k, data[k]) for k in range(r)]
-                    rate = _rate(_batched(spec, jobs, share), n_steps, r)
+                    rate = _rate(engine.segment_runner(spec, jobs, share=share), n_steps, r)
                     seconds = r * n_steps / rate
                     rows.append(dict(base, runs=r, engine="batched", share=share,
                                      seconds=seconds, steps_per_s_per_run=rate))  # fmt: skip

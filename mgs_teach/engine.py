@@ -68,7 +68,7 @@ from mgs_teach.train import (
     save,
 )
 
-__all__ = ["SHARES", "Job", "share_for", "train_runs"]
+__all__ = ["SHARES", "Job", "segment_runner", "share_for", "train_runs"]
 
 #: How the runs of a group share a compiled program.
 SHARES = ("auto", "vmap", "serial")
@@ -323,6 +323,38 @@ def train_runs(
     elif checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return runs  # type: ignore[return-value]
+
+
+def segment_runner(make_model: Callable, jobs: Sequence[Job], *, share: str = "auto",
+                   loss: str = "cross_entropy") -> Callable[[int], None]:  # fmt: skip
+    """``run(steps)``: one segment of ``steps`` optimiser steps and its record, for every run
+    of ``jobs``, through the program that :func:`train_runs` compiles for them and called
+    as it calls it (each group waited for before the next). For timing the engine
+    (:func:`mgs_teach.bench.training`): every call goes on from the states the last one
+    left (an accelerator's program takes its input states over, as in training).
+    """
+    if share not in SHARES:
+        raise ValueError(f"share must be one of {SHARES}, got {share!r}")
+    reg, config, shared_test = _check_jobs(jobs)
+    params = [build(make_model, j.reg, j.seed)[2] for j in jobs]
+    share = share_for(params[0]) if share == "auto" else share
+    _, chunk_fn, init_fn = _program(make_model, *compile_key(reg, config), len(jobs[0].data[0]),
+                                    shared_test, share == "vmap", loss)  # fmt: skip
+    groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
+    wide = config.metrics_in_float64
+    with float64() if wide else _nothing():
+        prepared = [(_start(init_fn, params, jobs, g, None)[0],
+                     _arrays(jobs, g, config, shared_test, None)) for g in groups]  # fmt: skip
+
+    def run(steps: int) -> None:
+        with float64() if wide else _nothing():
+            for i, (states, arrays) in enumerate(prepared):
+                states, out = chunk_fn(states, *arrays, jnp.asarray([steps], jnp.int32),
+                                       jnp.int32(0))  # fmt: skip
+                jax.block_until_ready((states, out))
+                prepared[i] = (states, arrays)
+
+    return run
 
 
 def _start(init_fn: Callable, params: list, jobs: Sequence[Job], members: list[int],

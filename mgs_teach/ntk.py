@@ -179,10 +179,30 @@ def band_energy(vectors: np.ndarray, residuals: Any, bands: Sequence[slice]) -> 
     -------
     numpy.ndarray, shape (T, len(bands))
         ``||P_band r_t||^2 / ||P_band r_0||^2``.
+
+    Raises
+    ------
+    ValueError
+        If the residuals do not have ``n`` values per record, a band holds no mode, or the
+        initial residual has no energy in a band beyond round-off (its fraction would be
+        0 / 0).
     """
+    vectors = np.asarray(vectors, dtype=np.float64)
     r = np.asarray(residuals, dtype=np.float64).reshape(len(residuals), -1)
+    if r.shape[1] != vectors.shape[0]:
+        raise ValueError(f"residuals have {r.shape[1]} values per record, the vectors "
+                         f"{vectors.shape[0]}")  # fmt: skip
     coeffs = r @ vectors
+    modes = np.arange(vectors.shape[1])
+    for i, band in enumerate(bands):
+        if modes[band].size == 0:
+            raise ValueError(f"band {i} ({band}) holds none of the {modes.size} modes")
     energy = np.stack([np.sum(coeffs[:, band] ** 2, axis=1) for band in bands], axis=1)
+    # no energy: none beyond float64 round-off of the whole initial residual's
+    empty = np.flatnonzero(energy[0] <= 1e-28 * np.sum(coeffs[0] ** 2))
+    if empty.size:
+        raise ValueError(f"the initial residual has no energy in band(s) {empty.tolist()}: "
+                         "the fraction left is undefined there")  # fmt: skip
     return energy / energy[:1]
 
 

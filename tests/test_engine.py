@@ -108,6 +108,36 @@ def test_a_diverging_run_is_flagged_and_spares_the_others():
 
 
 @pytest.mark.parametrize("share", ["vmap", "serial"])
+def test_no_state_is_used_again_once_an_accelerator_took_it_over(tmp_path, monkeypatch, share):
+    """On an accelerator the compiled chunk takes its input states over (buffer donation),
+    which a CPU does not do: here every chunk deletes its input states after use, as a GPU
+    would, and training and the benchmark's segment runner must still work."""
+    jobs = jobs_for("mgs_trace")
+    expected = engine.train_runs(make_model, jobs, share=share, progress=False)
+    real = engine._program
+
+    def donating(*args, **kwargs):
+        builder, chunk_fn, init_fn = real(*args, **kwargs)
+
+        def chunk(states, *rest):
+            out = jax.block_until_ready(chunk_fn(states, *rest))
+            for leaf in jax.tree.leaves(states):
+                leaf.delete()
+            return out
+
+        return builder, chunk, init_fn
+
+    monkeypatch.setattr(engine, "_program", donating)
+    runs = engine.train_runs(make_model, jobs, share=share, progress=False,
+                             checkpoint=tmp_path / "group.pkl", chunk_records=2)  # fmt: skip
+    for run, want in zip(runs, expected):
+        assert_same_history(run.history, want.history, rtol=1e-6)
+    run = engine.segment_runner(make_model, jobs, share=share)
+    for steps in (0, 3, 3):
+        run(steps)
+
+
+@pytest.mark.parametrize("share", ["vmap", "serial"])
 def test_an_interrupted_group_resumes_from_its_last_chunk(tmp_path, monkeypatch, share):
     """Killed while saving the third chunk: a vmapped group has saved two chunks of all its
     runs; a serial one two chunks of its first run, and nothing of the others."""

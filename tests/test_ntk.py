@@ -50,6 +50,18 @@ def test_band_energy_of_kernel_gd_decays_at_each_modes_rate():
     np.testing.assert_allclose(energy, expected, rtol=1e-8, atol=1e-12)
 
 
+def test_band_energy_refuses_bands_it_cannot_measure():
+    values, vectors = ntk.modes(_psd(4, 4))
+    r = np.random.default_rng(1).standard_normal((3, 4))
+    with pytest.raises(ValueError, match="band 1 .* holds none"):
+        ntk.band_energy(vectors, r, [slice(0, 2), slice(4, None)])
+    with pytest.raises(ValueError, match="5 values per record"):
+        ntk.band_energy(vectors, np.zeros((3, 5)), [slice(0, 2)])
+    r[0] = vectors[:, 0]  # the initial residual lies in the first mode alone
+    with pytest.raises(ValueError, match=r"no energy in band\(s\) \[1\]"):
+        ntk.band_energy(vectors, r, [slice(0, 1), slice(1, None)])
+
+
 def test_fit_gd_matches_kernel_gd_for_a_linear_model(x64):
     """A linear model's kernel never moves, so gradient descent *is* kernel gradient descent."""
     apply_fn, params = functional(FCN(3, 2, depth=0, rngs=nnx.Rngs(0)))
