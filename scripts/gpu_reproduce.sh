@@ -28,7 +28,8 @@ deadline=$(( SECONDS + total ))
 out="${OUT:-.}"
 plan="${PLAN:-paper}"
 margin="${MARGIN:-60}"  # a compile or a chunk in flight when a limit strikes, then packing
-export MGS_DATA="$PWD/.gpu" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# MGS_OFFLINE: the full MNIST only from .gpu/mnist/, never a download attempt (no network)
+export MGS_DATA="$PWD/.gpu" MGS_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python="${PYTHON:-python3}"
 left() { echo $(( deadline - SECONDS )); }
 

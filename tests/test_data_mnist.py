@@ -97,6 +97,21 @@ def test_auto_falls_back_to_offline_and_says_so(tmp_path, monkeypatch, capsys):
         data.load_mnist("mnist-c")
 
 
+def test_offline_machines_use_the_cache_and_never_connect(mirror, tmp_path, monkeypatch):
+    root, files, _ = mirror
+    mirrors = (root.as_uri() + "/",)
+    monkeypatch.setenv("MGS_OFFLINE", "1")
+    with pytest.raises(OSError, match="not cached .* MGS_OFFLINE is set"):
+        data.download_mnist(tmp_path / "c", mirrors=mirrors, files=files)
+    assert not list((tmp_path / "c").iterdir())  # the mirror that works was not asked
+    monkeypatch.delenv("MGS_OFFLINE")
+    data.download_mnist(tmp_path / "c", mirrors=mirrors, files=files)
+    monkeypatch.setenv("MGS_OFFLINE", "1")  # cached: served without a connection
+    for name, _ in files.values():
+        (root / name).unlink()
+    assert data.download_mnist(tmp_path / "c", mirrors=mirrors, files=files) == tmp_path / "c"
+
+
 def test_offline_split_is_stratified_and_disjoint():
     mnist = data.load_mnist("offline")
     assert mnist.x_train.shape == (3000, 28, 28) and mnist.x_test.shape == (2000, 28, 28)
