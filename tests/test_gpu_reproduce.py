@@ -67,3 +67,20 @@ def test_the_script_says_what_is_missing_before_it_starts(tmp_path):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2
     assert "export-offline" in done.stderr
+
+
+def test_an_error_of_the_plan_is_the_scripts_error(tmp_path):
+    """A time limit is not an error (the next call continues); a plan that fails is."""
+    shutil.copytree(ROOT / "mgs_teach", tmp_path / "mgs_teach",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
+    (tmp_path / ".gpu" / "mnist").mkdir(parents=True)
+    (tmp_path / ".gpu" / "mnist" / "offline.npz").write_bytes(b"")
+    env = {**os.environ, "PLAN": "no-such-plan", "BENCH_SECONDS": "1", "MARGIN": "10",
+           "OUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    done = subprocess.run(["bash", "scripts/gpu_reproduce.sh", "120"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "training benchmark stopped early" in done.stdout
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "the MNIST plan failed (status 2)" in done.stderr
