@@ -202,6 +202,30 @@ def _mesh(devices: Sequence[Any] | None) -> Mesh | None:
     return Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
 
 
+class _Setup(NamedTuple):
+    """What :func:`train_runs` and :func:`segment_runner` make of a group of jobs."""
+
+    reg: Regulariser
+    config: Config
+    shared_test: bool
+    params: list
+    share: str  # "vmap" or "serial", never "auto"
+    groups: list[list[int]]  # the jobs of each call of the program
+    program: tuple  # (builder, chunk_fn, init_fn) of _program
+
+
+def _setup(make_model: Callable, jobs: Sequence[Job], share: str, loss: str) -> _Setup:
+    if share not in SHARES:
+        raise ValueError(f"share must be one of {SHARES}, got {share!r}")
+    reg, config, shared_test = _check_jobs(jobs)
+    params = [build(make_model, j.reg, j.seed)[2] for j in jobs]
+    share = share_for(params[0]) if share == "auto" else share
+    program = _program(make_model, *compile_key(reg, config), len(jobs[0].data[0]),
+                       shared_test, share == "vmap", loss)  # fmt: skip
+    groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
+    return _Setup(reg, config, shared_test, params, share, groups, program)
+
+
 def train_runs(
     make_model: Callable,
     jobs: Sequence[Job],
@@ -252,14 +276,9 @@ def train_runs(
         stops before the divergence. On ``KeyboardInterrupt`` the finished chunks are kept in
         the checkpoint and every run is returned with status ``"interrupted"``.
     """
-    if share not in SHARES:
-        raise ValueError(f"share must be one of {SHARES}, got {share!r}")
-    reg, config, shared_test = _check_jobs(jobs)
+    reg, config, shared_test, params, share, groups, (builder, chunk_fn, init_fn) = _setup(
+        make_model, jobs, share, loss)  # fmt: skip
     n_train = len(jobs[0].data[0])
-    params = [build(make_model, j.reg, j.seed)[2] for j in jobs]
-    share = share_for(params[0]) if share == "auto" else share
-    builder, chunk_fn, init_fn = _program(make_model, *compile_key(reg, config), n_train,
-                                          shared_test, share == "vmap", loss)  # fmt: skip
 
     total = config.total_steps(n_train)
     steps = record_steps(total, config.n_records)
@@ -272,7 +291,6 @@ def train_runs(
     padded[: len(segments)] = segments
     chunks = padded.reshape(n_chunks, chunk_records)
 
-    groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
     mesh = _mesh(devices) if share == "vmap" else None
     wide = config.metrics_in_float64
     print_ = saved = None
@@ -333,14 +351,8 @@ def segment_runner(make_model: Callable, jobs: Sequence[Job], *, share: str = "a
     (:func:`mgs_teach.bench.training`): every call goes on from the states the last one
     left (an accelerator's program takes its input states over, as in training).
     """
-    if share not in SHARES:
-        raise ValueError(f"share must be one of {SHARES}, got {share!r}")
-    reg, config, shared_test = _check_jobs(jobs)
-    params = [build(make_model, j.reg, j.seed)[2] for j in jobs]
-    share = share_for(params[0]) if share == "auto" else share
-    _, chunk_fn, init_fn = _program(make_model, *compile_key(reg, config), len(jobs[0].data[0]),
-                                    shared_test, share == "vmap", loss)  # fmt: skip
-    groups = [list(range(len(jobs)))] if share == "vmap" else [[i] for i in range(len(jobs))]
+    _, config, shared_test, params, _, groups, (_, chunk_fn, init_fn) = _setup(
+        make_model, jobs, share, loss)  # fmt: skip
     wide = config.metrics_in_float64
     with float64() if wide else _nothing():
         prepared = [(_start(init_fn, params, jobs, g, None)[0],
