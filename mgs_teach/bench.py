@@ -62,7 +62,7 @@ import numpy as np
 from flax import nnx
 
 from mgs_teach import engine
-from mgs_teach.experiments import DataSpec, ModelSpec, provenance
+from mgs_teach.experiments import DataSpec, ModelSpec, _write_atomic, provenance
 from mgs_teach.models import FCN, AlexNet, LeNet5, functional
 from mgs_teach.penalties import Regulariser, regulariser
 from mgs_teach.train import Config, Hyper
@@ -503,10 +503,7 @@ def _training_main(argv: list[str]) -> list[dict]:
     start, started = time.perf_counter(), time.time()
 
     def save(rows: list[dict]) -> None:  # after every model and penalty: a cut-off keeps them
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".part")
-        tmp.write_text(json.dumps(rows, indent=1))
-        os.replace(tmp, args.json)
+        _write_atomic(args.json, json.dumps(rows, indent=1))
 
     rows = training(args.models, args.penalties, args.runs, shares=args.shares,
                     steps=args.steps, trace_method=args.trace_method,

@@ -90,7 +90,7 @@ def test_a_training_benchmark_cut_off_keeps_the_rows_it_measured(tmp_path, monke
     rows = json.loads(out.read_text())
     assert {(r["penalty"], r["engine"]) for r in rows} == {("none", "sequential"),
                                                            ("none", "batched")}  # fmt: skip
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_the_budget_of_a_plan_follows_from_rates():
