@@ -752,15 +752,14 @@ def run_mnist(
         ``model`` column), and one run frame per grid of :meth:`MNISTPlan.grids`.
     """
     out = Path(out)
-    bases = plan.tuning_bases()
+    bases, seeds = plan.tuning_bases(), range(plan.tuning.runs)
+    tuning_grids = {name: tuning_grid(base, candidates, plan.tuning.n_val, options)
+                    for name, (base, candidates, options) in bases.items()
+                    if candidates}  # fmt: skip
     if train and shard is not None:  # every tuning share first: the grids need all of them
-        for base, candidates, options in bases.values():
-            grid = tuning_grid(base, candidates, plan.tuning.n_val, options)
-            run_grid(grid, range(plan.tuning.runs), out / "tuning", shard=shard,
-                     progress=progress)  # fmt: skip
-        missing = [e.key for base, candidates, options in bases.values()
-                   for e in tuning_grid(base, candidates, plan.tuning.n_val, options)
-                   for s in range(plan.tuning.runs)
+        for grid in tuning_grids.values():
+            run_grid(grid, seeds, out / "tuning", shard=shard, progress=progress)
+        missing = [e.key for grid in tuning_grids.values() for e in grid for s in seeds
                    if not _csv(out / "tuning", e, s).exists()]  # fmt: skip
         if missing:
             raise RuntimeError(
@@ -773,14 +772,13 @@ def run_mnist(
 
     def tuned(name: str) -> None:
         """Tune one network (train its missing tuning runs), once."""
-        base, candidates, options = bases[name]
-        if name in done or not candidates:
+        if name in done or name not in tuning_grids:
             return
         done.add(name)
-        grid = tuning_grid(base, candidates, plan.tuning.n_val, options)
+        base, candidates, options = bases[name]
         if not train:
-            _require(grid, range(plan.tuning.runs), out / "tuning")
-        best[name], table = tune(base, candidates, range(plan.tuning.runs), out / "tuning",
+            _require(tuning_grids[name], seeds, out / "tuning")
+        best[name], table = tune(base, candidates, seeds, out / "tuning",
                                  n_val=plan.tuning.n_val, options=options,
                                  progress=progress)  # fmt: skip
         tables.append(table.assign(model=name))
@@ -794,11 +792,10 @@ def run_mnist(
     for name, structure in plan.grids({}).items():
         for network in dict.fromkeys(e.model.name for e in structure):
             tuned(network)
-        grid = plan.grids(best)[name]
-        seeds = range(plan.runs_of(name))
+        grid, runs = plan.grids(best)[name], range(plan.runs_of(name))
         if not train:
-            _require(grid, seeds, out / "runs")
-        results[name] = run_grid(grid, seeds, out / "runs", shard=shard if train else None,
+            _require(grid, runs, out / "runs")
+        results[name] = run_grid(grid, runs, out / "runs", shard=shard if train else None,
                                  progress=progress)  # fmt: skip
     for network in bases:  # networks without a grid of their own (none so far)
         tuned(network)
