@@ -43,6 +43,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || tr
 
 # Rates on this machine, with the exact trace penalty that the paper plan trains; the rows are
 # saved as they come, so a benchmark cut off at its quarter of the budget keeps what it timed.
+rm -f "$out/bench_training_gpu.json"  # never an earlier call's rates (without $OUT: ./)
 timeout -s INT -k 10 "${BENCH_SECONDS:-$(( total / 4 ))}" "$python" -m mgs_teach.bench training \
   --models ${BENCH_MODELS:-fcn lenet5 alexnet} --runs ${BENCH_RUNS:-8 40} --shares vmap \
   --steps "${BENCH_STEPS:-1}" --trace-method auto --json "$out/bench_training_gpu.json" \
@@ -50,9 +51,11 @@ timeout -s INT -k 10 "${BENCH_SECONDS:-$(( total / 4 ))}" "$python" -m mgs_teach
 
 # The plan's minutes at those rates and its arithmetic floor, on the CPU (XLA's count of each
 # step program), beside the training rather than before it.
-rates=()
-[ -f "$out/bench_training_gpu.json" ] && rates=(--rates "$out/bench_training_gpu.json")
-[ ${#rates[@]} -eq 0 ] && rates=(--peak-tflops 495)
+if [ -f "$out/bench_training_gpu.json" ]; then
+  rates=(--rates "$out/bench_training_gpu.json")
+else
+  rates=(--peak-tflops 495)  # no rate measured: the floor at an H200's dense TF32 peak
+fi
 (
   export JAX_PLATFORMS=cpu
   "$python" -m mgs_teach.experiments budget --plan "$plan" "${rates[@]}"
