@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,10 +69,15 @@ from mgs_teach.train import (
     save,
 )
 
-__all__ = ["SHARES", "Job", "segment_runner", "share_for", "train_runs"]
+__all__ = ["SHARES", "STOP", "Job", "segment_runner", "share_for", "train_runs"]
 
 #: How the runs of a group share a compiled program.
 SHARES = ("auto", "vmap", "serial")
+#: Set it (from a signal handler, say) to stop training at the next chunk boundary, as a
+#: ``KeyboardInterrupt`` there would. An exception raised by a signal handler lands wherever
+#: the main thread is, in JAX's own code too, and the state it leaves there can crash Python
+#: as it exits; the time limit of ``python -m mgs_teach.experiments`` sets this instead.
+STOP = threading.Event()
 #: Progress over runs, counted in fractions of a run (a chunk of a run is a fraction).
 BAR_FORMAT = (
     "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} runs [{elapsed}<{remaining}{postfix}]"
@@ -273,8 +279,9 @@ def train_runs(
     -------
     list of Run
         One per job, in order. A run that diverged has status ``"diverged"`` and its history
-        stops before the divergence. On ``KeyboardInterrupt`` the finished chunks are kept in
-        the checkpoint and every run is returned with status ``"interrupted"``.
+        stops before the divergence. On ``KeyboardInterrupt``, or once :data:`STOP` is set
+        (looked at before every chunk), the finished chunks are kept in the checkpoint and
+        every run is returned with status ``"interrupted"``.
     """
     reg, config, shared_test, params, share, groups, (builder, chunk_fn, init_fn) = _setup(
         make_model, jobs, share, loss)  # fmt: skip
@@ -315,6 +322,8 @@ def train_runs(
                 if mesh is not None:
                     states = _shard(states, mesh, len(members))
                 for c in range(start, n_chunks):
+                    if STOP.is_set():
+                        raise KeyboardInterrupt("engine.STOP is set")
                     t0 = jnp.int32(int(padded[: c * chunk_records].sum()))
                     states, out = chunk_fn(states, *arrays, jnp.asarray(chunks[c]), t0)
                     recs.append(jax.device_get(out))

@@ -507,6 +507,8 @@ def run_grid(
                                         progress=bar, n_records=n_records,
                                         loss=first.data.loss)  # fmt: skip
             if any(r.status == "interrupted" for r in results):
+                if engine.STOP.is_set():
+                    raise Deadline("time limit reached")
                 raise KeyboardInterrupt("grid interrupted; run the same command again to resume")
             for (e, s), r in zip(members, results):
                 if params is not None:
@@ -715,7 +717,8 @@ def tune(
 
 
 class Deadline(KeyboardInterrupt):
-    """The time budget of a command ran out; what finished is kept, and it resumes."""
+    """The time budget of a command ran out (:data:`mgs_teach.engine.STOP` was set); what
+    finished is kept, and it resumes."""
 
 
 def run_mnist(
@@ -1315,8 +1318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           indent=1))  # fmt: skip
     if args.time_limit:
 
-        def expire(*_: Any) -> None:
-            raise Deadline(f"time limit of {args.time_limit:g} s reached")
+        def expire(*_: Any) -> None:  # training stops at its next chunk boundary
+            engine.STOP.set()
 
         signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, args.time_limit)
@@ -1325,8 +1328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = work()
     except KeyboardInterrupt as err:
         status = "partial"
-        print(f"stopped ({err or 'interrupted'}); finished runs are kept: run the same command "
-              "again to continue")  # fmt: skip
+        timed_out = isinstance(err, Deadline) and args.time_limit
+        reason = f"time limit of {args.time_limit:g} s reached" if timed_out else err
+        reason = reason or "interrupted"
+        print(f"stopped ({reason}); finished runs are kept: run the same command again to "
+              "continue")  # fmt: skip
     except RuntimeError as err:  # a shard waiting for the other shards' tuning
         if shard is None:
             raise
@@ -1334,6 +1340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 4
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        engine.STOP.clear()
     end = time.time()
     if shard is not None:
         print(f"shard {args.shard}: {status} in {end - start:.0f} s; merge the shards' folders and "

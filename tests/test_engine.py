@@ -107,6 +107,29 @@ def test_a_diverging_run_is_flagged_and_spares_the_others():
         assert_same_history(runs[k].history, alone.history)
 
 
+def test_stop_ends_a_group_at_its_next_chunk_and_keeps_the_chunks_done(tmp_path, monkeypatch):
+    jobs, ckpt, real = jobs_for("none"), tmp_path / "group.pkl", engine.save
+    expected = engine.train_runs(make_model, jobs, share="vmap", progress=False)
+
+    def save_then_stop(path, state):  # the stop is asked for while the second chunk trains
+        real(path, state)
+        engine.STOP.set()
+
+    monkeypatch.setattr(engine, "save", save_then_stop)
+    try:
+        runs = engine.train_runs(make_model, jobs, share="vmap", progress=False,
+                                 checkpoint=ckpt, chunk_records=2)  # fmt: skip
+    finally:
+        engine.STOP.clear()
+    assert [r.status for r in runs] == ["interrupted"] * 3 and ckpt.exists()
+    assert all(len(r.history) == 2 for r in runs)  # one chunk of two records
+    monkeypatch.setattr(engine, "save", real)
+    resumed = engine.train_runs(make_model, jobs, share="vmap", progress=False,
+                                checkpoint=ckpt, chunk_records=2)  # fmt: skip
+    for run, want in zip(resumed, expected):
+        assert_same_history(run.history, want.history)
+
+
 @pytest.mark.parametrize("share", ["vmap", "serial"])
 def test_no_state_is_used_again_once_an_accelerator_took_it_over(tmp_path, monkeypatch, share):
     """On an accelerator the compiled chunk takes its input states over (buffer donation),
