@@ -24,10 +24,11 @@ module draws a stand-in with the same structure:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from mgs_teach.data import MNIST_C_BLUR, motion_blur
+from mgs_teach.corruptions import MNIST_C_BLUR, motion_blur
 
 __all__ = [
     "KAGGLE_SIZE",
@@ -66,17 +67,49 @@ def _soft(distance: np.ndarray, edge: float = 0.7) -> np.ndarray:
     return np.clip(0.5 - distance / edge, 0.0, 1.0)
 
 
-def _face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One face: ``(image (size, size), keypoints (15, 2))``; every length in face units,
-    where the head's half-height is 1, then mapped to pixels."""
+class _Shape(NamedTuple):
+    """A face's proportions in face units: the head's half-height is 1, ``u`` runs to the
+    subject's left (the image's right) and ``v`` downwards, from the head's centre."""
+
+    aspect: float  # head width / height
+    eye_v: float  # height of the eyes' centres
+    eye_u: float  # distance of each eye's centre from the middle
+    eye_w: float  # an eye's half-width
+    eye_h: float  # and half-height
+    brow_v: float  # height of the eyebrows' inner ends
+    brow_in: float  # distance of an eyebrow's inner end from the middle
+    brow_out: float  # and of its outer end
+    brow_tilt: float  # how much higher the outer end is
+    nose: np.ndarray  # the nose tip, (u, v)
+    mouth_v: float  # height of the lips' meeting line
+    mouth_u: float  # half-width of the mouth
+    top: float  # the top lip's height above mouth_v
+    bottom: float  # the bottom lip's depth below it
+    smile: float  # corners above (smile) or below the lips' middle
+
+
+class _Look(NamedTuple):
+    """A face's grey levels, and its eyebrows' thickness (in face units)."""
+
+    light: np.ndarray  # direction of the light, (u, v)
+    background: float
+    skin: float
+    dark: float  # the eyes, the eyebrows and the mouth
+    brow_width: float
+
+
+def _draw_pose(rng: np.random.Generator, size: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Where the head sits: its half-height ``s`` in pixels, its centre ``(2,)`` in pixels,
+    and its rotation ``(2, 2)``."""
     s = size / 2 * rng.uniform(0.72, 0.9)  # half-height of the head, pixels
     centre = size / 2 + rng.uniform(-0.06, 0.06, 2) * size
     angle = np.radians(rng.uniform(-15, 15))
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return s, centre, rot
 
-    def to_px(points: np.ndarray) -> np.ndarray:
-        return centre + (np.atleast_2d(points) * s) @ rot.T
 
+def _draw_shape(rng: np.random.Generator) -> _Shape:
+    """Random proportions: the head, the eyes, the eyebrows, the nose and the mouth."""
     aspect = rng.uniform(0.72, 0.86)  # head width / height
     eye_v, eye_u = -0.22 + rng.uniform(-0.05, 0.05), 0.34 + rng.uniform(-0.04, 0.04)
     eye_w, eye_h = rng.uniform(0.1, 0.14), rng.uniform(0.04, 0.07)
@@ -86,50 +119,77 @@ def _face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     nose = np.array([rng.uniform(-0.04, 0.04), 0.14 + rng.uniform(-0.04, 0.04)])
     mouth_v, mouth_u = 0.5 + rng.uniform(-0.05, 0.05), 0.27 + rng.uniform(-0.04, 0.04)
     top, bottom = rng.uniform(0.02, 0.06), rng.uniform(0.03, 0.12)
-    smile = rng.uniform(-0.05, 0.06)  # corners above (smile) or below the lips' middle
+    smile = rng.uniform(-0.05, 0.06)
+    return _Shape(aspect, eye_v, eye_u, eye_w, eye_h, brow_v, brow_in, brow_out, brow_tilt,
+                  nose, mouth_v, mouth_u, top, bottom, smile)  # fmt: skip
 
-    kp = np.array([
+
+def _draw_look(rng: np.random.Generator) -> _Look:
+    """Random lighting and grey levels (drawn after the shape: every draw keeps its place)."""
+    light = rng.uniform(-0.25, 0.25, 2)
+    background, skin = rng.uniform(0.05, 0.45), rng.uniform(0.55, 0.85)
+    dark = rng.uniform(0.02, 0.2)
+    return _Look(light, background, skin, dark, brow_width=rng.uniform(0.035, 0.06))
+
+
+def _keypoints(f: _Shape) -> np.ndarray:
+    """The 15 keypoints of :data:`KEYPOINTS` in face units, shape ``(15, 2)``."""
+    eye_u, eye_v, eye_w, brow_v, smile = f.eye_u, f.eye_v, f.eye_w, f.brow_v, f.smile
+    return np.array([
         (eye_u, eye_v), (-eye_u, eye_v),
         (eye_u - eye_w, eye_v), (eye_u + eye_w, eye_v),
         (-eye_u + eye_w, eye_v), (-eye_u - eye_w, eye_v),
-        (brow_in, brow_v), (brow_out, brow_v - brow_tilt),
-        (-brow_in, brow_v), (-brow_out, brow_v - brow_tilt),
-        tuple(nose),
-        (mouth_u, mouth_v - smile), (-mouth_u, mouth_v - smile),
-        (0.0, mouth_v - top), (0.0, mouth_v + bottom),
+        (f.brow_in, brow_v), (f.brow_out, brow_v - f.brow_tilt),
+        (-f.brow_in, brow_v), (-f.brow_out, brow_v - f.brow_tilt),
+        tuple(f.nose),
+        (f.mouth_u, f.mouth_v - smile), (-f.mouth_u, f.mouth_v - smile),
+        (0.0, f.mouth_v - f.top), (0.0, f.mouth_v + f.bottom),
     ])  # fmt: skip
 
+
+def _paint(f: _Shape, look: _Look, kp: np.ndarray, xx: np.ndarray, u: np.ndarray,
+           v: np.ndarray, unit: float) -> np.ndarray:  # fmt: skip
+    """Paint the face, part after part, on the pixel grid: ``xx`` holds each pixel's column
+    divided by the image's side, ``u`` and ``v`` its face coordinates, all ``(size, size)``;
+    ``unit`` is one pixel in face units. Returns the unclipped image ``(size, size)``."""
+    background = look.background + 0.1 * (look.light[0] * (xx - 0.5))
+    skin = look.skin + 0.15 * (look.light[0] * u + look.light[1] * v)
+    image = background.copy()
+    head = np.hypot(u / f.aspect, v) - 1.0
+    image += _soft(head / unit) * (skin - background)
+    dark = look.dark
+    for cx in (f.eye_u, -f.eye_u):  # eyes: dark ellipses with a bright rim left as skin
+        eye = np.hypot((u - cx) / f.eye_w, (v - f.eye_v) / f.eye_h) - 1.0
+        image += _soft(eye * min(f.eye_w, f.eye_h) / unit) * (dark - image)
+    for a, b in ((kp[6], kp[7]), (kp[8], kp[9])):  # eyebrows: thick strokes
+        dist = _segment_distance(u, v, a, b) - look.brow_width
+        image += _soft(dist / unit) * (dark + 0.1 - image)
+    bridge = np.array([0.0, f.eye_v + 0.05])  # nose: a shaded stroke ending in the tip
+    dist = _segment_distance(u, v, bridge, f.nose) - 0.025
+    image += 0.5 * _soft(dist / unit) * (skin - 0.25 - image)
+    tip = np.hypot(u - f.nose[0], v - f.nose[1]) - 0.05
+    image += _soft(tip / unit) * (skin - 0.3 - image)
+    mid = f.mouth_v + (f.bottom - f.top) / 2  # mouth: an ellipse through corners and lips
+    half_h = (f.top + f.bottom) / 2
+    bend = f.smile * (1 - (u / f.mouth_u) ** 2)  # the corners move, the middle stays
+    mouth = np.hypot(u / f.mouth_u, (v - mid + bend) / half_h) - 1.0
+    image += _soft(mouth * half_h / unit) * (dark + 0.05 - image)
+    return image
+
+
+def _face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One face: ``(image (size, size), keypoints (15, 2))``; every length in face units,
+    where the head's half-height is 1, then mapped to pixels."""
+    s, centre, rot = _draw_pose(rng, size)
+    shape = _draw_shape(rng)
+    look = _draw_look(rng)
+    kp = _keypoints(shape)
     # pixel grid in face units
     yy, xx = np.mgrid[0:size, 0:size].astype(float) + 0.5
     rel = (np.stack([xx - centre[0], yy - centre[1]], -1) @ rot) / s
     u, v = rel[..., 0], rel[..., 1]
-    unit = 1.0 / s  # one pixel in face units
-
-    light = rng.uniform(-0.25, 0.25, 2)
-    background = rng.uniform(0.05, 0.45) + 0.1 * (light[0] * (xx / size - 0.5))
-    skin = rng.uniform(0.55, 0.85) + 0.15 * (light[0] * u + light[1] * v)
-    image = background.copy()
-    head = np.hypot(u / aspect, v) - 1.0
-    image += _soft(head / unit) * (skin - background)
-    dark = rng.uniform(0.02, 0.2)
-    for cx in (eye_u, -eye_u):  # eyes: dark ellipses with a bright rim left as skin
-        eye = np.hypot((u - cx) / eye_w, (v - eye_v) / eye_h) - 1.0
-        image += _soft(eye * min(eye_w, eye_h) / unit) * (dark - image)
-    width = rng.uniform(0.035, 0.06)
-    for a, b in ((kp[6], kp[7]), (kp[8], kp[9])):  # eyebrows: thick strokes
-        dist = _segment_distance(u, v, a, b) - width
-        image += _soft(dist / unit) * (dark + 0.1 - image)
-    bridge = np.array([0.0, eye_v + 0.05])  # nose: a shaded stroke ending in the tip
-    dist = _segment_distance(u, v, bridge, nose) - 0.025
-    image += 0.5 * _soft(dist / unit) * (skin - 0.25 - image)
-    tip = np.hypot(u - nose[0], v - nose[1]) - 0.05
-    image += _soft(tip / unit) * (skin - 0.3 - image)
-    mid = mouth_v + (bottom - top) / 2  # mouth: an ellipse through the corners and the lips
-    half_h = (top + bottom) / 2
-    bend = smile * (1 - (u / mouth_u) ** 2)  # the corners move, the middle stays
-    mouth = np.hypot(u / mouth_u, (v - mid + bend) / half_h) - 1.0
-    image += _soft(mouth * half_h / unit) * (dark + 0.05 - image)
-    return np.clip(image, 0.0, 1.0), to_px(kp)
+    image = _paint(shape, look, kp, xx / size, u, v, unit=1.0 / s)  # one pixel in face units
+    return np.clip(image, 0.0, 1.0), centre + (kp * s) @ rot.T
 
 
 def keypoint_faces(

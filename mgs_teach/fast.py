@@ -25,9 +25,10 @@ cheaper for the layer's sizes.
 
 How the layers are found, and when the method applies
 ------------------------------------------------------
-The layers of :mod:`mgs_teach.models` call :func:`tap` on their output. Outside this module
-``tap`` does nothing. Inside, it records the layer's input and adds a zero perturbation
-:math:`\epsilon` to its output, so that :math:`\partial f / \partial \epsilon = \delta`.
+The layers of :mod:`mgs_teach.models` call :func:`tap` (from :mod:`mgs_teach.taps`) on their
+output. Outside the fast path ``tap`` does nothing. Inside, it records the layer's input and
+adds a zero perturbation :math:`\epsilon` to its output, so that
+:math:`\partial f / \partial \epsilon = \delta`.
 
 The identity above holds under two hypotheses, and :func:`structure_report` checks both
 before the method is used:
@@ -46,15 +47,15 @@ Jacobian path instead, and ``method="structured"`` raises a ``ValueError`` that 
 
 from __future__ import annotations
 
-import contextvars
-import dataclasses
-import itertools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mgs_teach.guards import batch_dependence, remember
+from mgs_teach.taps import Layer, Recorder, discover, patches, record, tap
 
 Params = Any
 ApplyFn = Callable[[Params, jax.Array], jax.Array]
@@ -67,156 +68,6 @@ __all__ = [
     "structured_trace",
     "tap",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Layer:
-    """What the structured trace needs to know about one tapped layer."""
-
-    kind: str  # "dense" or "conv"
-    n_params: int
-    bias: bool
-    kernel_size: tuple[int, ...] = ()
-    strides: tuple[int, ...] = ()
-    padding: Any = None
-
-
-class _Recorder:
-    """What :func:`tap` does inside this module.
-
-    ``eps`` given: add ``eps[i]`` to the i-th tapped output (for the deltas). ``shadow``
-    given (a map from ``id`` of a parameter array to its stand-in): recompute the tapped
-    output from the stand-ins instead (for the hypothesis check). Otherwise only record.
-    """
-
-    def __init__(self, eps: list[jax.Array] | None = None, shadow: dict | None = None) -> None:
-        self.eps, self.shadow = eps, shadow
-        self.inputs, self.layers, self.shapes, self.ids = [], [], [], []
-
-    def __call__(self, z: jax.Array, a: jax.Array, layer: Any) -> jax.Array:
-        self.inputs.append(a)
-        self.layers.append(_describe(layer, a))
-        self.shapes.append(jax.ShapeDtypeStruct(z.shape, z.dtype))
-        self.ids.append(id(layer))
-        if self.shadow is not None:
-            return _recompute(layer, a, self.shadow)
-        if self.eps is None:
-            return z
-        return z + self.eps[len(self.inputs) - 1]
-
-
-_RECORDER: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
-    "mgs_teach_tap", default=None
-)
-
-
-def tap(z: jax.Array, a: jax.Array, layer: Any) -> jax.Array:
-    """Hook for affine layers: ``z = layer(a)``. The identity, except inside the fast path.
-
-    Parameters
-    ----------
-    z : array
-        The layer's output (pre-activation).
-    a : array
-        The layer's input.
-    layer : nnx.Linear or nnx.Conv
-        The layer itself (its sizes are read, never its values).
-    """
-    recorder = _RECORDER.get()
-    return z if recorder is None else recorder(z, a, layer)
-
-
-def _variables(layer: Any) -> list[Any]:
-    return [
-        v for v in (getattr(layer, "kernel", None), getattr(layer, "bias", None)) if v is not None
-    ]
-
-
-def _recompute(layer: Any, a: jax.Array, shadow: dict) -> jax.Array:
-    """The layer's own affine map of ``a``, with its parameters replaced by their stand-ins."""
-    from flax import nnx
-
-    base = nnx.Linear if isinstance(layer, nnx.Linear) else nnx.Conv
-    variables = _variables(layer)
-    saved = [v.get_value() for v in variables]
-    try:
-        for v, value in zip(variables, saved):
-            v.set_value(shadow.get(id(value), value))
-        return base.__call__(layer, a)
-    finally:
-        for v, value in zip(variables, saved):
-            v.set_value(value)
-
-
-def _describe(layer: Any, a: jax.Array) -> _Layer | None:
-    from flax import nnx
-
-    kernel = getattr(layer, "kernel", None)
-    bias = getattr(layer, "bias", None)  # None for a layer without bias
-    if kernel is None or not isinstance(layer, nnx.Linear | nnx.Conv):
-        return None
-    kernel_shape = np.shape(kernel[...])
-    has_bias = bias is not None
-    n = int(np.prod(kernel_shape)) + (int(np.prod(np.shape(bias[...]))) if has_bias else 0)
-    if isinstance(layer, nnx.Linear):  # kernel (in, out)
-        return _Layer("dense", n, has_bias)
-    ks = tuple(layer.kernel_size)
-    plain = (
-        getattr(layer, "feature_group_count", 1) == 1
-        and getattr(layer, "mask", None) is None
-        and all(d == 1 for d in _as_tuple(getattr(layer, "kernel_dilation", 1), len(ks)))
-        and all(d == 1 for d in _as_tuple(getattr(layer, "input_dilation", 1), len(ks)))
-        and a.ndim >= len(ks) + 2
-    )
-    if not plain:
-        return None
-    strides = _as_tuple(getattr(layer, "strides", 1) or 1, len(ks))
-    padding = _pads(layer.padding, len(ks))
-    if padding is None:
-        return None
-    return _Layer("conv", n, has_bias, ks, strides, padding)
-
-
-def _as_tuple(v: Any, n: int) -> tuple[int, ...]:
-    return tuple(v) if isinstance(v, tuple | list) else (int(v),) * n
-
-
-def _pads(padding: Any, nd: int) -> str | tuple[tuple[int, int], ...] | None:
-    """A convolution's padding as ``"SAME"``, ``"VALID"`` or explicit pairs; ``None`` if other.
-
-    Circular, causal and reflecting paddings are applied by the layer outside the affine
-    map, so the layer's input is not what the kernel sees: those layers are not structured.
-    """
-    if isinstance(padding, str):
-        return padding if padding in ("SAME", "VALID") else None
-    if isinstance(padding, int):
-        return ((padding, padding),) * nd
-    pairs = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
-    return pairs if len(pairs) == nd and all(len(p) == 2 for p in pairs) else None
-
-
-# ----------------------------------------------------------------------- the taps
-
-
-def _run(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder) -> tuple:
-    token = _RECORDER.set(recorder)
-    try:
-        out = apply_fn(params, x)
-    finally:
-        _RECORDER.reset(token)
-    return jnp.reshape(out, (out.shape[0], -1)), recorder
-
-
-def _discover(apply_fn: ApplyFn, params: Params, x: jax.Array) -> _Recorder:
-    """Run the model abstractly and record its taps."""
-    box = {}
-
-    def probe(p: Params, xx: jax.Array) -> jax.Array:
-        out, box["recorder"] = _run(apply_fn, p, xx, _Recorder())
-        return out
-
-    jax.eval_shape(probe, params, x)
-    return box["recorder"]
 
 
 def _leaking_parameters(apply_fn: ApplyFn, params: Params, x: jax.Array) -> list[str]:
@@ -233,7 +84,7 @@ def _leaking_parameters(apply_fn: ApplyFn, params: Params, x: jax.Array) -> list
 
     def shadowed(p: Params, xx: jax.Array) -> jax.Array:
         stand_ins = {id(leaf): jnp.zeros(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(p)}
-        return _run(apply_fn, p, xx, _Recorder(shadow=stand_ins))[0]
+        return record(apply_fn, p, xx, Recorder(shadow=stand_ins))[0]
 
     closed = jax.make_jaxpr(shadowed)(spec, jax.ShapeDtypeStruct(x.shape, x.dtype))
     jaxpr = closed.jaxpr
@@ -262,16 +113,12 @@ def structure_report(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | N
     str or None
         A sentence naming the first hypothesis that fails.
     """
-    from mgs_teach.kernel import remember
-
     x = x if isinstance(x, jax.Array) else jnp.asarray(x)
     return remember(apply_fn, params, x, "structure", lambda: _report(apply_fn, params, x))
 
 
 def _report(apply_fn: ApplyFn, params: Params, x: jax.Array) -> str | None:
-    from mgs_teach.kernel import batch_dependence
-
-    recorder = _discover(apply_fn, params, x)
+    recorder = discover(apply_fn, params, x)
     if not recorder.layers:
         return "the model has no tapped layers"
     if any(layer is None for layer in recorder.layers):
@@ -294,17 +141,17 @@ def is_structured(apply_fn: ApplyFn, params: Params, x: jax.Array) -> bool:
     return structure_report(apply_fn, params, jnp.asarray(x)) is None
 
 
-def _structured(apply_fn: ApplyFn, params: Params, x: jax.Array) -> _Recorder:
+def _structured(apply_fn: ApplyFn, params: Params, x: jax.Array) -> Recorder:
     reason = structure_report(apply_fn, params, x)
     if reason is not None:
         raise ValueError(
             f"the structured MGS trace does not apply to this model: {reason}. Use "
             "mgs_trace(..., method='auto') to fall back to per-example Jacobians."
         )
-    return _discover(apply_fn, params, x)
+    return discover(apply_fn, params, x)
 
 
-def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder,
+def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: Recorder,
             cotangents: jax.Array) -> tuple[list[jax.Array], list[jax.Array]]:  # fmt: skip
     """Per-sample back-propagated errors for each cotangent, and the layers' inputs.
 
@@ -314,7 +161,7 @@ def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder
     eps = [jnp.zeros(s.shape, s.dtype) for s in recorder.shapes]
 
     def f(e: list) -> tuple:
-        out, rec = _run(apply_fn, params, x, _Recorder(eps=e))
+        out, rec = record(apply_fn, params, x, Recorder(eps=e))
         return out, rec.inputs
 
     _, vjp_fn, inputs = jax.vjp(f, eps, has_aux=True)
@@ -322,39 +169,7 @@ def _deltas(apply_fn: ApplyFn, params: Params, x: jax.Array, recorder: _Recorder
     return deltas, inputs
 
 
-def patches(a: jax.Array, layer: _Layer) -> jax.Array:
-    """Inputs as ``(B, positions, fan_in)``: the vectors each output position is affine in.
-
-    A convolution's patches are gathered as ``prod(kernel_size)`` strided slices of the padded
-    input: pure data movement. (``lax.conv_general_dilated_patches`` computes the same thing
-    as a convolution with ``fan_in`` one-hot output channels, ``fan_in / C_out`` times the
-    arithmetic of the layer itself.) The fan-in order differs from the kernel's, which no norm
-    or inner product of the structured trace can see.
-
-    Axes between the sample axis and the convolved ones (a 1-d convolution applied to every
-    row of an image, as ``nnx.Conv`` does with an integer ``kernel_size``) are folded into
-    the positions: they share the kernel just as the positions do.
-    """
-    if layer.kind == "dense":
-        return jnp.reshape(a, (a.shape[0], -1, a.shape[-1]))
-    b = a.shape[0]
-    a = jnp.reshape(a, (-1, *a.shape[a.ndim - 1 - len(layer.kernel_size) :]))
-    spatial = a.shape[1:-1]
-    pads = layer.padding
-    if isinstance(pads, str):
-        pads = jax.lax.padtype_to_pads(spatial, layer.kernel_size, layer.strides, pads)
-    a = jnp.pad(a, [(0, 0), *pads, (0, 0)])
-    out = [(n - k) // s + 1 for n, k, s in zip(a.shape[1:-1], layer.kernel_size, layer.strides)]
-    slices = [
-        a[(slice(None), *(slice(o, o + (m - 1) * s + 1, s)
-                          for o, m, s in zip(offset, out, layer.strides)), slice(None))]
-        for offset in itertools.product(*map(range, layer.kernel_size))
-    ]  # fmt: skip
-    p = jnp.stack(slices, axis=-2)  # (B * extra, *out, prod(kernel_size), C_in)
-    return jnp.reshape(p, (b, -1, p.shape[-2] * p.shape[-1]))
-
-
-def _layer_sq_norms(delta: jax.Array, a: jax.Array, layer: _Layer) -> jax.Array:
+def _layer_sq_norms(delta: jax.Array, a: jax.Array, layer: Layer) -> jax.Array:
     """Per (cotangent, sample) squared norm of this layer's parameter gradient: ``(k, B)``."""
     cols = patches(a, layer)  # (B, P, fan_in)
     k, b = delta.shape[:2]
@@ -375,7 +190,7 @@ def _layer_sq_norms(delta: jax.Array, a: jax.Array, layer: _Layer) -> jax.Array:
 
 
 def _per_sample_sq_norms(apply_fn: ApplyFn, params: Params, x: jax.Array,
-                         recorder: _Recorder, cotangents: jax.Array) -> jax.Array:  # fmt: skip
+                         recorder: Recorder, cotangents: jax.Array) -> jax.Array:  # fmt: skip
     deltas, inputs = _deltas(apply_fn, params, x, recorder, cotangents)
     return sum(_layer_sq_norms(*t) for t in zip(deltas, inputs, recorder.layers))
 
@@ -450,7 +265,7 @@ def hutchinson_trace(
     b, c = out.shape[0], int(np.prod(out.shape[1:]))
     v = jax.random.rademacher(key, (probes, b, c), dtype=out.dtype)
     if structure_report(apply_fn, params, x) is None:
-        recorder = _discover(apply_fn, params, x)
+        recorder = discover(apply_fn, params, x)
         return jnp.sum(_per_sample_sq_norms(apply_fn, params, x, recorder, v)) / probes
 
     def sq_norm(vk: jax.Array) -> jax.Array:

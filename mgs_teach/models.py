@@ -17,23 +17,23 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mgs_teach.fast import _describe, patches, tap
+from mgs_teach.taps import describe, patches, tap
 
 __all__ = ["FCN", "AlexNet", "Conv", "Dropout", "LeNet5", "Linear", "functional", "n_params"]
 
 
 class Linear(nnx.Linear):
-    """``nnx.Linear`` that reports itself to :func:`mgs_teach.fast.tap` (for the fast trace)."""
+    """``nnx.Linear`` that reports itself to :func:`mgs_teach.taps.tap` (for the fast trace)."""
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return tap(super().__call__(x), x, self)
 
 
 class Conv(nnx.Conv):
-    """``nnx.Conv`` that reports itself to :func:`mgs_teach.fast.tap` (for the fast trace).
+    """``nnx.Conv`` that reports itself to :func:`mgs_teach.taps.tap` (for the fast trace).
 
     A plain convolution (no groups, dilation or mask; ``SAME``, ``VALID`` or explicit
-    padding) is computed as its patches times the kernel (:func:`mgs_teach.fast.patches`),
+    padding) is computed as its patches times the kernel (:func:`mgs_teach.taps.patches`),
     the same numbers as ``nnx.Conv`` up to round-off. On a CPU this is faster than XLA's
     convolution, and much faster inside a compiled training loop, where XLA's CPU
     convolution slows down several-fold (jax-ml/jax#12868); vmapped over runs with their
@@ -42,7 +42,7 @@ class Conv(nnx.Conv):
     """
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        layer = _describe(self, x)
+        layer = describe(self, x)
         if layer is None:
             return tap(super().__call__(x), x, self)
         kernel = self.kernel[...]

@@ -9,10 +9,10 @@ Every slider change retrains a small fully connected network with mini-batch SGD
 :math:`L + \lambda \operatorname{tr} K` (``tr K`` on the current batch) and redraws the
 decision boundary and the curves of :math:`\operatorname{tr} K` and test accuracy.
 
-The training is the book's batched engine (:func:`mgs_teach.engine.train_runs`) with one
-run: a compiled program per network shape, cached, in which the strength, the learning
-rate and the data are numbers, not constants. Moving those sliders reuses the compiled
-program and a retrain takes a fraction of a second; a new width compiles once (a few
+The training is the book's reference loop (:func:`mgs_teach.train.train`): a compiled
+step per network shape, cached, in which the strength, the learning rate and the data are
+numbers, not constants. Moving those sliders reuses the compiled step and a retrain takes
+about a second; a new width compiles once (a few
 seconds, and the explorer says so). Widgets need a live kernel; :func:`static_grid` draws
 the same panels for a grid of settings, for a static page.
 """
@@ -20,19 +20,20 @@ the same panels for a grid of settings, for a static page.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from flax import nnx
 
-from mgs_teach import engine, plots
-from mgs_teach.experiments import DataSpec, ModelSpec
-from mgs_teach.models import functional
+from mgs_teach import plots
+from mgs_teach.data import two_circles_task
+from mgs_teach.models import FCN, functional
 from mgs_teach.penalties import Regulariser
-from mgs_teach.train import Config, compile_key
+from mgs_teach.train import Config, compile_key, train
 
 __all__ = ["STRENGTHS", "Fit", "compiles", "explorer", "fit", "fit_and_plot", "static_grid"]
 
@@ -48,7 +49,7 @@ class Fit:
     ----------
     history : pandas.DataFrame
         One row per record: ``epoch, train_loss, trace, test_acc`` and the rest of
-        :func:`mgs_teach.train.history` (``trace`` on a fixed monitoring batch of training
+        :func:`mgs_teach.records.history` (``trace`` on a fixed monitoring batch of training
         inputs; ``train_loss`` the mean mini-batch loss since the previous record).
     apply_fn : callable
         ``apply_fn(params, x) -> logits``.
@@ -58,7 +59,7 @@ class Fit:
     seconds : float
         Wall time of the training (compilation included when it happened).
     status : str
-        ``"finished"`` or ``"diverged"`` (:class:`mgs_teach.train.Run`).
+        ``"finished"`` or ``"diverged"`` (:class:`mgs_teach.records.Run`).
     """
 
     history: pd.DataFrame
@@ -74,33 +75,33 @@ class Fit:
         return self.history.iloc[-1]
 
 
-def _parts(strength: float, label_noise: float, width: int, learning_rate: float, depth: int,
-           epochs: int, n_train: int, n_test: int, batch_size: int,
-           n_records: int) -> tuple[ModelSpec, DataSpec, Regulariser, Config]:  # fmt: skip
-    model = ModelSpec("fcn", d_in=2, d_out=2, depth=depth, width=int(width))
-    data = DataSpec("two_circles", n_train, label_noise, noise="other", n_test=n_test)
+@functools.lru_cache(maxsize=16)
+def _network(depth: int, width: int) -> Callable[..., nnx.Module]:
+    """The explorer's network, one builder per shape: the compiled step's cache key."""
+    return functools.partial(FCN, 2, 2, depth=depth, width=width)
+
+
+def _parts(strength: float, learning_rate: float, depth: int, width: int, epochs: int,
+           batch_size: int, n_records: int) -> tuple[Callable, Regulariser, Config]:  # fmt: skip
     reg = Regulariser("mgs_trace", float(strength))
     config = Config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                     lr_decay=1.0, n_records=n_records, monitor_size=batch_size,
                     metrics_in_float64=False)  # fmt: skip
-    return model, data, reg, config
+    return _network(depth, int(width)), reg, config
 
 
 def compiles(width: int, depth: int = 2, **kwargs: Any) -> bool:
     """Whether :func:`fit` with this shape will compile (it has not run at this shape yet)."""
-    model, data, reg, config = _parts(
+    model, reg, config = _parts(
         0.0,
-        0.0,
-        width,
         0.3,
         depth,
+        width,
         kwargs.get("epochs", 150),
-        kwargs.get("n_train", 192),
-        kwargs.get("n_test", 500),
         kwargs.get("batch_size", 32),
         kwargs.get("n_records", 30),
     )
-    return (model, *compile_key(reg, config), data.n_train) not in _SEEN
+    return (model, *compile_key(reg, config), kwargs.get("n_train", 192)) not in _SEEN
 
 
 _SEEN: set = set()
@@ -131,23 +132,13 @@ def fit(
             f"need strength >= 0, learning_rate > 0, 0 <= label_noise <= 1; got {strength}, "
             f"{learning_rate}, {label_noise}"
         )
-    model, data_spec, reg, config = _parts(
-        strength,
-        label_noise,
-        width,
-        learning_rate,
-        depth,
-        epochs,
-        n_train,
-        n_test,
-        batch_size,
-        n_records,
-    )
-    data = data_spec.load(seed)
+    model, reg, config = _parts(strength, learning_rate, depth, width, epochs, batch_size,
+                                n_records)  # fmt: skip
+    data = two_circles_task(n_train, n_test, label_noise=label_noise, seed=seed)
     start = time.perf_counter()
-    (run,) = engine.train_runs(model, [engine.Job(reg, config, seed, data)], progress=False)
+    run = train(model, data, reg, config, seed=seed, progress=False)
     seconds = time.perf_counter() - start
-    _SEEN.add((model, *compile_key(reg, config), data_spec.n_train))
+    _SEEN.add((model, *compile_key(reg, config), n_train))
     apply_fn = functional(model(rngs=nnx.Rngs(seed)))[0]
     return Fit(run.history, apply_fn, run.params, data, seconds, run.status)
 

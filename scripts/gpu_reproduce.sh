@@ -12,7 +12,7 @@
 #     bash scripts/gpu_reproduce.sh [SECONDS]
 # SECONDS (default 540) bounds the whole script, set-up and packing included, so that it ends
 # inside a lent machine's 10-minute command limit. It first times the engine on this GPU
-# (python -m mgs_teach.bench training, at most a quarter of the budget), prints the paper
+# (python -m mgs_teach.lab bench training, at most a quarter of the budget), prints the paper
 # plan's budget from those rates (computed on the CPU while the GPU trains), trains until the
 # budget is spent and packs every finished run into $OUT/mnist-paper.tgz (./ without $OUT).
 # A group of runs cut off mid-way keeps its checkpoint in results/mnist-paper/*/.checkpoints/
@@ -44,7 +44,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || tr
 # Rates on this machine, with the exact trace penalty that the paper plan trains; the rows are
 # saved as they come, so a benchmark cut off at its quarter of the budget keeps what it timed.
 rm -f "$out/bench_training_gpu.json"  # never an earlier call's rates (without $OUT: ./)
-timeout -s INT -k 10 "${BENCH_SECONDS:-$(( total / 4 ))}" "$python" -m mgs_teach.bench training \
+timeout -s INT -k 10 "${BENCH_SECONDS:-$(( total / 4 ))}" "$python" -m mgs_teach.lab bench training \
   --models ${BENCH_MODELS:-fcn lenet5 alexnet} --runs ${BENCH_RUNS:-8 40} --shares vmap \
   --steps "${BENCH_STEPS:-1}" --trace-method auto --json "$out/bench_training_gpu.json" \
   || echo "training benchmark stopped early (status $?): the budget uses the rates it saved"
@@ -58,8 +58,8 @@ else
 fi
 (
   export JAX_PLATFORMS=cpu
-  "$python" -m mgs_teach.experiments budget --plan "$plan" "${rates[@]}"
-  "$python" -m mgs_teach.experiments budget --task regression --plan "$plan" "${rates[@]}"
+  "$python" -m mgs_teach.lab budget --plan "$plan" "${rates[@]}"
+  "$python" -m mgs_teach.lab budget --task regression --plan "$plan" "${rates[@]}"
 ) > "$out/budget.txt" 2>&1 &
 budget_pid=$!
 
@@ -69,7 +69,7 @@ budget_pid=$!
 train() {  # train NAME SECONDS ARGS...: 0 finished, else stopped
   local name=$1 limit=$2; shift 2
   local status=0
-  timeout -s INT -k 10 $(( limit + margin / 2 )) "$python" -m mgs_teach.experiments "$@" \
+  timeout -s INT -k 10 $(( limit + margin / 2 )) "$python" -m mgs_teach.lab "$@" \
     --time-limit "$limit" --no-progress || status=$?
   tar czf "$out/$name.tgz" --exclude=.checkpoints "results/$name"
   echo "packed results/$name into $out/$name.tgz (status of the plan: $status)"

@@ -122,7 +122,7 @@ def pytest_collection_finish(session):
     if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
         return  # one installer is enough; the fixture waits for it on its lock
     if any(_uses(i, "nt_kernels") for i in session.items):
-        from mgs_teach import bench
+        from mgs_teach.lab import bench
 
         if bench.nt_python() is None:
             threading.Thread(target=_setup_nt_quietly, daemon=True).start()
@@ -131,7 +131,7 @@ def pytest_collection_finish(session):
 def _setup_nt_quietly():
     """Install the neural-tangents environment early; a failure is reported by the fixture
     that needs it, which then installs it again (the environment is not ready until then)."""
-    from mgs_teach import bench
+    from mgs_teach.lab import bench
 
     try:
         bench.setup_nt()

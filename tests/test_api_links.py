@@ -42,9 +42,9 @@ def test_uses_ignores_names_without_an_import():
 
 def test_documented_means_in_the_modules_all():
     assert api_links.documented("mgs_teach.kernel.mgs_trace")
-    assert not api_links.documented("mgs_teach.engine._program")
+    assert not api_links.documented("mgs_teach.lab.engine._setup")
     assert api_links.documented("mgs_teach.train.Hyper.of")  # with its class
-    assert not api_links.documented("mgs_teach.engine._check_jobs.thing")
+    assert not api_links.documented("mgs_teach.lab.engine._start.thing")
 
 
 def test_every_chapter_uses_the_library_and_every_use_is_documented():
@@ -80,7 +80,7 @@ def test_reference_page_and_chapter_links(html):
     api = (html / "book" / "api.html").read_text()
     anchors = set(re.findall(r'id="(mgs_teach\.[\w.]+)"', api))
     assert {"mgs_teach.kernel.mgs_trace", "mgs_teach.fast.structured_trace",
-            "mgs_teach.engine.train_runs"} <= anchors  # fmt: skip
+            "mgs_teach.lab.engine.train_runs"} <= anchors  # fmt: skip
     for doc, names in api_links.chapter_uses(ROOT).items():
         page = (html / f"{doc}.html").read_text()
         assert "The library in this chapter" in page, doc

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mgs_teach.data import flip_labels, two_circles, two_circles_task
+from mgs_teach.data import two_circles, two_circles_task
 
 
 def test_two_circles_is_deterministic_and_balanced():
@@ -28,51 +28,33 @@ def test_bad_requests_are_rejected(kwargs, message):
         two_circles(**{"n": 10, **kwargs})
 
 
-def test_flip_labels_flips_exactly_the_fraction_to_other_classes():
-    y = np.repeat(np.arange(10), 30)
-    noisy = flip_labels(y, 0.3, n_classes=10, seed=0, convention="other")
-    assert np.sum(noisy != y) == 90  # exactly round(0.3 * 300), each to another class
-    assert noisy.min() >= 0 and noisy.max() < 10
-    np.testing.assert_array_equal(noisy, flip_labels(y, 0.3, n_classes=10, seed=0,
-                                                     convention="other"))  # fmt: skip
-    assert np.array_equal(y, np.repeat(np.arange(10), 30))  # input untouched
-    # targets are spread over the other classes, not always the next one
-    assert len(np.unique((noisy - y)[noisy != y] % 10)) > 5
-
-
-def test_uniform_noise_redraws_the_fraction_over_all_classes():
-    """The default reading: the chosen labels are redrawn uniformly, the true class included,
-    so about (C - 1) / C of them change and the rest keep their (true) value by chance."""
-    y = np.repeat(np.arange(10), 2000)
-    noisy = flip_labels(y, 0.6, n_classes=10, seed=0)
-    changed = np.mean(noisy != y)
-    assert changed == pytest.approx(0.6 * 9 / 10, abs=0.01)  # 54 %, not 60 %
-    kept_by_chance = flip_labels(y, 1.0, n_classes=10, seed=1)
-    assert np.mean(kept_by_chance == y) == pytest.approx(0.1, abs=0.01)
-    counts = np.bincount(noisy[y == 3], minlength=10) / 2000  # row 3 of the noise matrix
-    np.testing.assert_allclose(counts[3], 1 - 0.6 + 0.06, atol=0.02)
-    np.testing.assert_allclose(np.delete(counts, 3), 0.06, atol=0.015)
-    with pytest.raises(ValueError, match="convention"):
-        flip_labels(y, 0.1, n_classes=10, convention="sometimes")
-
-
-@pytest.mark.parametrize(
-    "fraction, classes, message",
-    [
-        (1.5, 2, r"\[0, 1\]"),
-        (-0.1, 2, r"\[0, 1\]"),
-        (0.1, 1, "at least 2"),
-        (0.1, 3, "must lie in"),
-    ],
-)
-def test_flip_labels_rejects_bad_requests(fraction, classes, message):
-    with pytest.raises(ValueError, match=message):
-        flip_labels(np.array([0, 1, 3]), fraction, n_classes=classes)
-
-
 def test_two_circles_task_noises_only_the_training_labels():
     x_tr, y_tr, x_te, y_te = two_circles_task(100, 50, label_noise=0.2, seed=4)
     assert x_tr.shape == (100, 2) and x_te.shape == (50, 2)
     _, y_clean = two_circles(150, noise=0.1, seed=4)
     assert np.sum(y_tr != y_clean[:100]) == 20
     np.testing.assert_array_equal(y_te, y_clean[100:])
+
+
+def test_mnist_and_the_corruptions_are_importable_from_data_too():
+    from mgs_teach import corruptions, data, mnist
+
+    for module in (mnist, corruptions):
+        for name in module.__all__:
+            assert getattr(data, name) is getattr(module, name), name
+    assert data.OFFLINE_TEST_SIZE == mnist.OFFLINE_TEST_SIZE
+
+
+def test_the_command_line_exports_the_offline_digits(tmp_path):
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "mgs_teach.data"]
+    done = subprocess.run(run, capture_output=True, text=True)
+    assert done.returncode == 1 and "usage: python -m mgs_teach.data export-offline" in done.stderr
+    path = tmp_path / "offline.npz"
+    done = subprocess.run([*run, "export-offline", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {path}\n"
+    with np.load(path) as f:
+        assert f["x"].shape == (5000, 784) and f["y"].dtype == np.int32

@@ -118,3 +118,23 @@ def test_the_kaggle_loader_says_what_is_wrong(tmp_path):
         faces.load_kaggle_csv(path)
     with pytest.raises(ValueError, match="does not divide"):
         faces.resize(np.zeros((1, 96, 96)), np.zeros((1, 30)), 40)
+
+
+def test_the_drawing_is_pinned_pixel_for_pixel():
+    """Values computed before ``_face`` was split into its parts: the drawn faces (and so every
+    stored regression result) depend on every random draw staying in its place."""
+    x, y = faces.keypoint_faces(3, size=48, seed=5)
+    pixels = {(0, 18, 32): 0.11542382836341858, (0, 27, 26): 0.2893381416797638,
+              (0, 36, 27): 0.190911665558815, (0, 15, 28): 0.4021467864513397,
+              (0, 24, 24): 0.5599985122680664, (1, 30, 20): 0.824358344078064,
+              (1, 2, 2): 0.37732526659965515, (2, 24, 24): 0.46042490005493164,
+              (2, 40, 5): 0.17069321870803833}  # fmt: skip
+    for index, value in pixels.items():
+        assert x[index] == pytest.approx(value, rel=1e-6, abs=1e-6), index
+    np.testing.assert_allclose(y[0, :6], [32.09776, 18.536846, 18.373333, 20.082582, 29.99768,
+                                          18.77337], rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(y[1, ::7], [30.105937957763672, 20.7933406829834,
+                                           34.29549026489258, 29.116668701171875,
+                                           21.175174713134766], rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(y[2, :6], [30.352905, 22.09859, 17.861128, 23.174406, 28.275648,
+                                          22.277487], rtol=1e-6)  # fmt: skip

@@ -263,9 +263,3 @@ def test_hutchinson_needs_a_probe():
     apply_fn, params = functional(FCN(3, 2, depth=1, width=4, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="at least one probe"):
         fast.hutchinson_trace(apply_fn, params, jnp.ones((2, 3)), jax.random.key(0), 0)
-
-
-def test_tap_is_the_identity_outside_the_fast_path():
-    layer = Linear(3, 2, rngs=nnx.Rngs(0))
-    x = jnp.ones((4, 3))
-    np.testing.assert_array_equal(layer(x), nnx.Linear.__call__(layer, x))

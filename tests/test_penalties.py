@@ -1,3 +1,8 @@
+import copy
+import dataclasses
+import json
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -279,3 +284,174 @@ def test_loss_gradient_bounds_match_an_independent_computation(problem):
     for key, value in expected.items():
         np.testing.assert_allclose(float(out[key]), value, rtol=1e-9, err_msg=key)
     assert out["quadratic"] <= out["lambda_bound"] <= out["trace_bound"]
+
+
+# ------------------------------------------------------- the regulariser as a value
+
+
+def test_repr_is_unchanged():
+    """Stored results and checkpoints are keyed on the repr: it must not change."""
+    reg = regulariser("mgs_trace", 1e-3, method="hutchinson", probes=4)
+    assert repr(reg) == (
+        "Regulariser(name='mgs_trace', strength=0.001, cycle_steps=1000, jitter=0.001, "
+        "method='hutchinson', probes=4)"
+    )
+    assert repr(Regulariser("none")) == (
+        "Regulariser(name='none', strength=0.0, cycle_steps=1000, jitter=0.001, method='auto', "
+        "probes=1)"
+    )
+
+
+def test_data_fields_are_unchanged():
+    fields = [(f.name, f.default) for f in dataclasses.fields(Regulariser)]
+    assert fields == [("name", dataclasses.MISSING), ("strength", 0.0), ("cycle_steps", 1000),
+                      ("jitter", 1e-3), ("method", "auto"), ("probes", 1)]  # fmt: skip
+    reg = regulariser("cyclical_lr", 0.5, cycle_steps=7)
+    assert dataclasses.asdict(reg) == {"name": "cyclical_lr", "strength": 0.5, "cycle_steps": 7,
+                                       "jitter": 1e-3, "method": "auto", "probes": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_separately_built_regularisers_are_equal_and_hash_alike(name):
+    a = regulariser(name, 0.25, cycle_steps=5)
+    b = Regulariser(name, 0.25, cycle_steps=5)
+    assert a == b and hash(a) == hash(b) and a.family is b.family
+    assert len({a, b}) == 1
+    for c in (pickle.loads(pickle.dumps(a)), copy.deepcopy(a), copy.copy(a)):
+        assert c == a and hash(c) == hash(a) and c.family is a.family
+    assert a != regulariser(name, 0.125, cycle_steps=5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_replace_keeps_the_family(name):
+    reg = regulariser(name, 0.25)
+    other = dataclasses.replace(reg, strength=0.125)
+    assert other.strength == 0.125 and other.family is reg.family and other.name == name
+    with pytest.raises(ValueError, match="non-negative"):
+        dataclasses.replace(reg, strength=-1.0)
+
+
+def test_keyword_construction_and_bad_options():
+    assert Regulariser(name="adam", strength=0.01) == regulariser("adam", 0.01)
+    with pytest.raises(ValueError, match="unknown regulariser option"):
+        regulariser("none", 0.1, bogus=1)
+    with pytest.raises(ValueError, match="unknown trace method"):
+        regulariser("mgs_trace", 0.1, method="bogus")
+    for option, message in [("cycle_steps", "cycle_steps"), ("jitter", "jitter"),
+                            ("probes", "probes")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            regulariser("none", **{option: 0})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_to_json_round_trips_through_the_registry(name):
+    reg = regulariser(name, 0.25, cycle_steps=9, jitter=1e-2, probes=3,
+                      method="hutchinson" if name == "mgs_trace" else "auto")  # fmt: skip
+    d = reg.to_json()
+    assert list(d) == ["name", "strength", "cycle_steps", "jitter", "method", "probes"]
+    assert json.loads(json.dumps(d)) == d
+    back = Regulariser.from_json(json.loads(json.dumps(d)))
+    assert back == reg and repr(back) == repr(reg) and back.family is reg.family
+    # canonical: the same value whether the strength came as an int, a numpy float or a float
+    assert Regulariser("weight_decay", 1).to_json() == regulariser("weight_decay", 1.0).to_json()
+    assert type(Regulariser("weight_decay", np.float32(0.5)).to_json()["strength"]) is float
+
+
+def test_from_json_rejects_bad_input():
+    with pytest.raises(ValueError, match="needs a name"):
+        Regulariser.from_json({"strength": 0.1})
+    with pytest.raises(ValueError, match="unknown regulariser"):
+        Regulariser.from_json({"name": "bogus"})
+    with pytest.raises(ValueError, match="unknown regulariser option"):
+        Regulariser.from_json({"name": "none", "colour": "red"})
+    assert Regulariser.from_json({"name": "mgs_trace"}) == regulariser("mgs_trace")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_dropout_and_program(name):
+    reg = regulariser(name, 0.25, cycle_steps=5)
+    assert reg.trains_dropout == (name == "dropout")
+    program = reg.program()
+    canonical = 0.5 if name in ("dropout", "adam") else 0.0  # as train.program_key chose
+    assert program == regulariser(name, canonical, cycle_steps=5)
+    assert program.family is reg.family
+    assert regulariser(name, 0.125, cycle_steps=5).program() == program
+    assert regulariser(name, 0.25, cycle_steps=6).program() != program
+
+
+def test_step_cost():
+    table = {"none": 1.0, "dropout": 1.0, "weight_decay": 1.0, "adam": 1.0, "cyclical_lr": 1.0,
+             "param_gradient": 2.6, "input_gradient": 2.6, "mgs_logdet": 1.5}  # fmt: skip
+    for name in NAMES:
+        assert regulariser(name, 0.25).step_cost == table.get(name, 1.0)
+
+
+def test_needs_key_only_for_the_hutchinson_trace():
+    for name in NAMES:
+        for method in ("auto", "hutchinson"):
+            reg = regulariser(name, 0.25, method=method)
+            assert reg.needs_key == (name == "mgs_trace" and method == "hutchinson")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schedule_is_the_rate_the_optimizer_applies(name):
+    """schedule(base)(t) against the formulas of train.make_step, and SGD's step equals it."""
+    base = optax.exponential_decay(0.1, 7, 0.9)
+    reg = regulariser(name, 0.5, cycle_steps=4)
+    steps = jnp.arange(10)
+    got = np.array([float(reg.schedule(base)(t)) for t in steps])
+    if name == "adam":
+        expected = [float(0.5 * base(t)) for t in steps]
+    elif name == "cyclical_lr":
+        expected = [float(cyclical_schedule(base, 0.5, 4)(t)) for t in steps]
+    else:
+        expected = [float(base(t)) for t in steps]
+    np.testing.assert_array_equal(got, expected)
+    for s in (0.25, jnp.float32(0.75)):  # the strength argument replaces the attribute
+        t = jnp.int32(3)
+        mine = float(reg.schedule(base, strength=s)(t))
+        assert mine == float(dataclasses.replace(reg, strength=float(s)).schedule(base)(t))
+    if name != "adam":  # SGD: the update is minus the scheduled rate times the gradient
+        opt = reg.optimizer(base)
+        state = opt.init(jnp.zeros(()))
+        for t in range(6):
+            updates, state = opt.update(jnp.ones(()), state)
+            np.testing.assert_allclose(-float(updates), got[t], rtol=1e-6)
+
+
+def test_schedule_of_a_constant_rate():
+    assert float(regulariser("none").schedule(0.1)(5)) == pytest.approx(0.1)
+    assert float(regulariser("adam", 0.5).schedule(0.1)(5)) == pytest.approx(0.05)
+    sched = regulariser("cyclical_lr", 2.0, cycle_steps=10).schedule(0.1)
+    np.testing.assert_allclose(float(sched(5)), 0.3, rtol=1e-6)
+
+
+def _four_steps(reg, strength=None):
+    """Four optimiser steps on a quadratic plus the regulariser's penalty."""
+    params = {"w": jnp.array([1.0, -2.0])}
+    opt = reg.optimizer(0.1, strength=strength)
+    state = opt.init(params)
+    for _ in range(4):
+        loss = lambda q: jnp.sum(q["w"] ** 2) + reg.penalty(None, q, None, None, None,
+                                                            strength=strength)  # fmt: skip
+        updates, state = opt.update(jax.grad(loss)(params), state, params)
+        params = optax.apply_updates(params, updates)
+    return params["w"]
+
+
+@pytest.mark.parametrize("name", ["adam", "cyclical_lr", "dropout", "weight_decay"])
+def test_one_compilation_serves_a_grid_of_strengths(name):
+    """The strength is data: a jitted run over traced strengths traces once and matches
+    the regularisers built with each strength."""
+    reg = regulariser(name, 0.5, cycle_steps=3)
+    traces = []
+
+    @jax.jit
+    def run(strength):
+        traces.append(None)
+        return _four_steps(reg, strength)
+
+    for s in (0.1, 0.2, 0.4):
+        expected = _four_steps(regulariser(name, s, cycle_steps=3))
+        np.testing.assert_allclose(run(jnp.float32(s)), expected, rtol=1e-6)
+    assert len(traces) == 1

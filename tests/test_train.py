@@ -85,13 +85,13 @@ def test_the_mgs_penalty_lowers_the_trace(data):
 def test_strength_and_learning_rate_are_data_not_program(data):
     """Two strengths and two learning rates share one compiled step: the cache holds one
     program for them, and the histories still differ as the numbers say."""
-    T._compiled.cache_clear()
+    T.compiled_step.cache_clear()
     reg = regulariser("weight_decay", 1e-3)
     a = T.train(make_model, data, reg, CFG, progress=False).history
     b = T.train(make_model, data, regulariser("weight_decay", 1.0), CFG, progress=False).history
     c = T.train(make_model, data, reg, T.Config(**{**CFG.__dict__, "learning_rate": 0.01}),
                 progress=False).history  # fmt: skip
-    assert T._compiled.cache_info().currsize == 1
+    assert T.compiled_step.cache_info().currsize == 1
     assert not np.allclose(a["trace"], b["trace"]) and not np.allclose(a["trace"], c["trace"])
     assert c["lr"].iloc[0] == pytest.approx(0.01)
 
@@ -196,21 +196,3 @@ def test_bad_data_is_rejected(data):
         T.train(make_model, (x_tr[:8], y_tr[:8], x_te, y_te), regulariser("none"), CFG)
     with pytest.raises(ValueError, match="test set is empty"):
         T.train(make_model, (x_tr, y_tr, x_te[:0], y_te[:0]), regulariser("none"), CFG)
-
-
-def test_evaluate_in_chunks_equals_one_pass(data):
-    apply_fn, _, params = T.build(make_model, regulariser("none"), 0)
-    x, y = jnp.asarray(data[2]), jnp.asarray(data[3])
-    whole = T.evaluate(apply_fn, params, x, y, chunk=len(x))
-    chunked = T.evaluate(apply_fn, params, x, y, chunk=7)  # 32 = 4 x 7 + 4: padding masked
-    np.testing.assert_allclose(whole, chunked, rtol=1e-6)
-    logits = apply_fn(params, x)
-    assert float(whole[1]) == pytest.approx(float(jnp.mean(jnp.argmax(logits, -1) == y)))
-
-
-def test_record_steps_are_evenly_spaced_and_end_at_the_total():
-    assert T.record_steps(16, 5).tolist() == [0, 4, 8, 12, 16]
-    assert T.record_steps(3, 10).tolist() == [0, 1, 2, 3]  # fewer steps than records
-    steps = T.record_steps(3255, 35)
-    assert steps[0] == 0 and steps[-1] == 3255 and len(steps) == 35
-    assert np.ptp(np.diff(steps)) <= 1

@@ -1,8 +1,8 @@
 """neural-tangents side of the benchmark. Runs in its own environment (old JAX), not this one.
 
 ``python _nt_worker.py IN.npz OUT.json [IN.npz OUT.json ...]`` reads, from each input, the
-model name, its parameters and a batch written by :mod:`mgs_teach.bench` (one process for
-all of them: the old JAX and TensorFlow import once), rebuilds the same network in plain
+model name, its parameters and a batch written by :mod:`mgs_teach.lab.bench` (one process
+for all of them: the old JAX and TensorFlow import once), rebuilds the same network in plain
 JAX (the book's FCN, LeNet-5 and AlexNet, layer for layer), and for each neural-tangents
 implementation that works in release 0.6.5 writes
 
@@ -88,7 +88,8 @@ def apply_fn(name):
 
 
 def median_time(fn, *args, repeats, budget):
-    """``mgs_teach.bench.median_seconds``, repeated here: this environment cannot import it."""
+    """``mgs_teach.lab.bench.median_seconds``, repeated here: this environment cannot
+    import it."""
 
     def timed():
         start = time.perf_counter()

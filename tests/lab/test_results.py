@@ -8,15 +8,45 @@ import numpy as np
 import pytest
 from bookfiles import ROOT
 
-from mgs_teach import experiments as E
-from mgs_teach import plans
+from mgs_teach.lab import engine, plans, summaries
+from mgs_teach.lab.experiment import Experiment
+from mgs_teach.lab.grid import run_grid
+from mgs_teach.lab.store import Store
+from mgs_teach.lab.summaries import load_mnist_results, load_testbench_results, mnist_summary
 
 CPU = ROOT / "results" / "mnist-cpu"
+
+#: Records re-trained of a stored run: the first (before any step) and one trained record.
+PREFIX = 2
+
+
+def command(rest):
+    """The command that made a committed result: ``python -m mgs_teach.lab`` (or, for results
+    trained before the lab was split off, ``python -m mgs_teach.experiments``) and ``rest``."""
+    return re.compile(r"python -m mgs_teach\.(lab|experiments) " + re.escape(rest))
+
+
+def load(loader, folder):
+    """``loader(folder)``, which must read the committed runs and never train one."""
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("reading the committed results must never train")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "train_runs", no_training)
+        return loader(folder)
+
+
+def stored_experiment(folder, key):
+    """The experiment of a stored run; its folder is named by its (current) key."""
+    experiment = Experiment.from_json(json.loads((folder / key / "experiment.json").read_text()))
+    assert experiment.key == key, "stored under another key: run scripts/migrate_results.py"
+    return experiment
 
 
 @pytest.fixture(scope="module")
 def results():
-    loaded = E.load_mnist_results(CPU)
+    loaded = load(load_mnist_results, CPU)
     assert loaded is not None, "results/mnist-cpu must hold a finished run of the cpu plan"
     return loaded
 
@@ -52,9 +82,7 @@ def assert_retrains(again, stored, cols):
 
 def test_the_cpu_results_have_their_provenance(results):
     p = results["provenance"]
-    assert (
-        p["command"] == "python -m mgs_teach.experiments mnist --plan cpu --out results/mnist-cpu"
-    )
+    assert command("mnist --plan cpu --out results/mnist-cpu").fullmatch(p["command"])
     assert p["status"] == "finished" and p["plan"] == "cpu" and p["mnist_source"] == "offline"
     assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
     assert p["device"] and p["cpu_count"] and p["start"] < p["end"]
@@ -65,7 +93,7 @@ def test_the_cpu_results_have_their_provenance(results):
 
 def test_the_summary_is_what_the_stored_runs_give(results):
     summary = json.loads((CPU / "summary.json").read_text())
-    assert summary == json.loads(json.dumps(E.mnist_summary(results, plans.CPU)))
+    assert summary == json.loads(json.dumps(mnist_summary(results, plans.CPU)))
     for table in plans.CPU.tables:
         entries = summary["tables"][table.name]["entries"]
         assert set(entries) == {"0%", "30%", "60%", "80%"}
@@ -92,16 +120,13 @@ def test_a_stored_run_retrains_to_the_same_records(results, grid, regulariser, n
     runs = results[grid]
     stored = runs[(runs["regulariser"] == regulariser) & (runs["label_noise"] == noise)
                   & (runs["seed"] == seed)].sort_values("step")  # fmt: skip
-    key = stored["key"].iloc[0]
-    experiment = E.Experiment.from_json(
-        json.loads((CPU / "runs" / key / "experiment.json").read_text())
-    )
-    assert experiment.key == key
+    experiment = stored_experiment(CPU / "runs", stored["key"].iloc[0])
     # The cpu results were trained (commit in provenance.json) when every group ran as a
     # vmapped program; the CPU default is now the unbatched one. Same arithmetic, other
     # float32 round-off, which LeNet-5 at 80 % noise grows to 0.3 points of accuracy within
     # 200 steps: so the stored runs are re-trained in the program shape they had.
-    again = E.run_grid([experiment], [seed], CPU, n_records=3, progress=False, share="vmap")
+    again = run_grid([experiment], [seed], Store(CPU / "runs"), n_records=PREFIX,
+                     progress=False, share="vmap")  # fmt: skip
     assert_retrains(again, stored, ["test_loss", "test_acc", "trace", "logdet"])
 
 
@@ -112,14 +137,14 @@ BENCH = ROOT / "results" / "testbench-cpu"
 
 @pytest.fixture(scope="module")
 def bench():
-    loaded = E.load_testbench_results(BENCH)
+    loaded = load(load_testbench_results, BENCH)
     assert loaded is not None, "results/testbench-cpu must hold a finished run of the cpu bench"
     return loaded
 
 
 def test_the_test_bench_has_its_provenance_and_the_tables_strengths(bench):
     p = bench["provenance"]
-    assert p["command"] == "python -m mgs_teach.experiments testbench --plan cpu"
+    assert command("testbench --plan cpu").fullmatch(p["command"])
     assert p["status"] == "finished" and p["plan"] == "cpu" and p["mnist_source"] == "offline"
     assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
     assert 0 < p["total_wall_s"] <= 3600 and p["cpu_count"] <= 2
@@ -129,8 +154,8 @@ def test_the_test_bench_has_its_provenance_and_the_tables_strengths(bench):
 
 def test_the_test_bench_summary_is_what_its_runs_give(bench):
     summary = json.loads((BENCH / "summary.json").read_text())
-    assert summary == json.loads(json.dumps(E.testbench_summary(bench["testbench"], plans.CPU,
-                                                                bench["best"])))  # fmt: skip
+    assert summary == json.loads(json.dumps(
+        summaries.testbench_summary(bench["testbench"], plans.CPU, bench["best"])))  # fmt: skip
     t = plans.CPU.testbench
     assert set(summary["entries"]) == {str(n) for n in t.sizes}
     for size in summary["entries"].values():
@@ -144,12 +169,8 @@ def test_a_stored_test_bench_run_retrains_to_the_same_records(bench):
     runs = bench["testbench"]
     stored = runs[(runs["regulariser"] == "mgs_trace") & (runs["label_noise"] == 0.6)
                   & (runs["n_train"] == 250) & (runs["seed"] == 1)].sort_values("step")  # fmt: skip
-    key = stored["key"].iloc[0]
-    experiment = E.Experiment.from_json(
-        json.loads((BENCH / "runs" / key / "experiment.json").read_text())
-    )
-    assert experiment.key == key
-    again = E.run_grid([experiment], [1], BENCH / "runs", n_records=3, progress=False)
+    experiment = stored_experiment(BENCH / "runs", stored["key"].iloc[0])
+    again = run_grid([experiment], [1], Store(BENCH / "runs"), n_records=PREFIX, progress=False)
     assert_retrains(again, stored, ["test_loss", "test_acc", "trace", "logdet"])
 
 
@@ -160,20 +181,20 @@ REGRESSION = ROOT / "results" / "regression-cpu"
 
 @pytest.fixture(scope="module")
 def regression():
-    loaded = E.load_mnist_results(REGRESSION)
+    loaded = load(load_mnist_results, REGRESSION)
     assert loaded is not None, "results/regression-cpu must hold a finished run of the cpu plan"
     return loaded
 
 
 def test_the_regression_results_have_their_provenance_and_summary(regression):
     p = regression["provenance"]
-    assert p["command"] == "python -m mgs_teach.experiments regression --plan cpu"
+    assert command("regression --plan cpu").fullmatch(p["command"])
     assert p["status"] == "finished" and p["task"] == "faces" and p["plan"] == "cpu"
     assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
     assert 0 < p["total_wall_s"] <= 3600 and p["cpu_count"] <= 2
     assert regression["plan"] is plans.REGRESSION_CPU
     summary = json.loads((REGRESSION / "summary.json").read_text())
-    assert summary == json.loads(json.dumps(E.mnist_summary(regression, plans.REGRESSION_CPU)))
+    assert summary == json.loads(json.dumps(mnist_summary(regression, plans.REGRESSION_CPU)))
     for table in plans.REGRESSION_CPU.tables:
         entries = summary["tables"][table.name]["entries"]
         assert set(entries) == {"0", "10", "20", "30"}
@@ -188,11 +209,9 @@ def test_a_stored_regression_run_retrains_to_the_same_records(regression, grid, 
     runs = regression[grid]
     stored = runs[(runs["regulariser"] == regulariser) & (runs["target_noise"] == 20.0)
                   & (runs["seed"] == 1)].sort_values("step")  # fmt: skip
-    key = stored["key"].iloc[0]
-    experiment = E.Experiment.from_json(
-        json.loads((REGRESSION / "runs" / key / "experiment.json").read_text())
-    )
-    assert experiment.key == key and experiment.data.loss == "mse"
-    again = E.run_grid([experiment], [1], REGRESSION / "runs", n_records=3, progress=False)
+    experiment = stored_experiment(REGRESSION / "runs", stored["key"].iloc[0])
+    assert experiment.data.loss == "mse"
+    again = run_grid([experiment], [1], Store(REGRESSION / "runs"), n_records=PREFIX,
+                     progress=False)  # fmt: skip
     assert_retrains(again, stored, ["test_loss", "trace", "logdet"])
     assert again["test_acc"].isna().all()

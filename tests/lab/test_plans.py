@@ -1,11 +1,15 @@
-"""The three MNIST plans are literal frozen values with the sizes the chapter promises."""
+"""The plans are literal frozen values with the sizes the chapters promise; names map to
+plans at one registry (``plans_for``)."""
 
 import dataclasses
 
 import pytest
 
-from mgs_teach import plans
-from mgs_teach.experiments import Experiment
+from mgs_teach.lab import plan as P
+from mgs_teach.lab import plans
+from mgs_teach.lab.experiment import Experiment
+
+from .helpers import SMOKE
 
 
 def test_plans_are_frozen_values():
@@ -121,3 +125,24 @@ def test_the_regression_plans_have_the_papers_protocol():
     assert all(e.data.loss == "mse" and e.config.batch_size == 128 for e in grid)
     mgs = [e for e in grid if e.regulariser.name == "mgs_trace"]
     assert {(e.regulariser.strength, e.regulariser.method) for e in mgs} == {(1e-5, "hutchinson")}
+
+
+def test_a_plan_without_a_test_bench_says_so():
+    with pytest.raises(ValueError, match="no test bench"):
+        dataclasses.replace(SMOKE, testbench=None).testbench_grid({})
+
+
+def test_plans_are_found_by_task():
+    assert plans.plans_for() is plans.plans_for("mnist") is plans.PLANS
+    assert plans.plans_for("faces") is plans.plans_for("regression") is plans.REGRESSION_PLANS
+    for task in ("cifar", "", "MNIST"):
+        with pytest.raises(ValueError, match=f"unknown task {task!r}; choose mnist or regression"):
+            plans.plans_for(task)
+
+
+def test_every_plan_gives_a_regulariser_the_same_options():
+    assert P.plan_options("mgs_trace", "hutchinson") == {"method": "hutchinson"}
+    assert P.plan_options("mgs_trace") == {"method": "auto"}
+    assert P.plan_options("cyclical_lr") == {"cycle_steps": 300}
+    assert P.plan_options("dropout", "hutchinson") == {}
+    assert plans.TABLE_METHODS is P.TABLE_METHODS and dict(P.CANDIDATES)["mgs_trace"]

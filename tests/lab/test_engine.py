@@ -1,4 +1,5 @@
-"""The batched engine trains exactly the runs the reference loop trains, only together."""
+"""The batched engine trains exactly the runs the reference loop trains, only together; its
+driver checkpoints, stops (a ``stop()`` callback, no global state) and resumes."""
 
 import os
 import subprocess
@@ -11,55 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mgs_teach import engine
 from mgs_teach import train as T
-from mgs_teach.data import two_circles_task
+from mgs_teach.lab import engine
 from mgs_teach.models import FCN
 from mgs_teach.penalties import NAMES, regulariser
+from mgs_teach.records import TrainingDiverged
 
-CFG = T.Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
-STRENGTHS = dict(
-    none=(0.0, 0.0),
-    weight_decay=(1e-2, 3e-2),
-    dropout=(0.2, 0.4),
-    adam=(0.05, 0.1),
-    cyclical_lr=(0.5, 2.0),
-    input_gradient=(0.1, 0.3),
-    param_gradient=(0.1, 0.3),
-    mgs_trace=(1e-2, 3e-2),
-    mgs_logdet=(1e-2, 3e-2),
-)
-COLUMNS = ["step", "epoch", "lr", "train_loss", "test_loss", "test_acc", "trace", "logdet"]
-
-
-def make_model(dropout, rngs):
-    return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
-
-
-def data(seed, noise=0.2):
-    return two_circles_task(64, 32, seed=seed, label_noise=noise)
-
-
-def jobs_for(name, method="auto"):
-    """Three runs of one regulariser: two strengths, two seeds, two learning rates."""
-    s1, s2 = STRENGTHS[name]
-    other = T.Config(**{**CFG.__dict__, "learning_rate": 0.1})
-    mk = lambda s: regulariser(name, s, cycle_steps=5, method=method)  # noqa: E731
-    return [engine.Job(mk(s1), CFG, 0, data(0)), engine.Job(mk(s2), CFG, 1, data(1, 0.3)),
-            engine.Job(mk(s1), other, 2, data(2))]  # fmt: skip
-
-
-def assert_same_history(a, b, rtol=2e-4):
-    """Equal to float32 tolerance. log det K sums the logs of the smallest eigenvalues, which
-    magnify the round-off by which batched and unbatched float32 steps differ: it gets ten
-    times the tolerance (and so does every column of the log-det penalty's runs, whose
-    gradient goes through the inverse of the jittered kernel)."""
-    if (a["regulariser"] == "mgs_logdet").any():
-        rtol = 10 * rtol
-    plain = [c for c in COLUMNS if c != "logdet"]
-    x, y = a[plain].to_numpy(float), b[plain].to_numpy(float)
-    np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(a["logdet"], b["logdet"], rtol=10 * rtol, atol=1e-6)
+from .helpers import CFG, STRENGTHS, assert_same_history, data, jobs_for, make_model
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -108,25 +67,29 @@ def test_a_diverging_run_is_flagged_and_spares_the_others():
 
 
 def test_stop_ends_a_group_at_its_next_chunk_and_keeps_the_chunks_done(tmp_path, monkeypatch):
+    """A ``stop()`` that turns true while the first chunk trains: the group stops cleanly at
+    the next chunk boundary, the finished chunk stays in the checkpoint, and the same call
+    without a stop resumes to the same histories."""
     jobs, ckpt, real = jobs_for("none"), tmp_path / "group.pkl", engine.save
     expected = engine.train_runs(make_model, jobs, share="vmap", progress=False)
+    asked, saved = [], []
+    monkeypatch.setattr(engine, "save", lambda *a: saved.append(1) or real(*a))
 
-    def save_then_stop(path, state):  # the stop is asked for while the second chunk trains
-        real(path, state)
-        engine.STOP.set()
+    def stop():  # true once the first chunk is saved: a deadline passed while it trained
+        asked.append(1)
+        return bool(saved)
 
-    monkeypatch.setattr(engine, "save", save_then_stop)
-    try:
+    with pytest.warns(TrainingDiverged, match="interrupted"):
         runs = engine.train_runs(make_model, jobs, share="vmap", progress=False,
-                                 checkpoint=ckpt, chunk_records=2)  # fmt: skip
-    finally:
-        engine.STOP.clear()
+                                 checkpoint=ckpt, chunk_records=2, stop=stop)  # fmt: skip
+    assert len(asked) == 2 and len(saved) == 1  # asked before every chunk, stopped before 2nd
     assert [r.status for r in runs] == ["interrupted"] * 3 and ckpt.exists()
     assert all(len(r.history) == 2 for r in runs)  # one chunk of two records
-    monkeypatch.setattr(engine, "save", real)
     resumed = engine.train_runs(make_model, jobs, share="vmap", progress=False,
                                 checkpoint=ckpt, chunk_records=2)  # fmt: skip
+    assert not ckpt.exists()
     for run, want in zip(resumed, expected):
+        assert run.status == "finished"
         assert_same_history(run.history, want.history)
 
 
@@ -137,20 +100,20 @@ def test_no_state_is_used_again_once_an_accelerator_took_it_over(tmp_path, monke
     would, and training and the benchmark's segment runner must still work."""
     jobs = jobs_for("mgs_trace")
     expected = engine.train_runs(make_model, jobs, share=share, progress=False)
-    real = engine._program
+    real = engine.make_train
 
     def donating(*args, **kwargs):
-        builder, chunk_fn, init_fn = real(*args, **kwargs)
+        program = real(*args, **kwargs)
 
         def chunk(states, *rest):
-            out = jax.block_until_ready(chunk_fn(states, *rest))
+            out = jax.block_until_ready(program.chunk(states, *rest))
             for leaf in jax.tree.leaves(states):
                 leaf.delete()
             return out
 
-        return builder, chunk, init_fn
+        return program._replace(chunk=chunk)
 
-    monkeypatch.setattr(engine, "_program", donating)
+    monkeypatch.setattr(engine, "make_train", donating)
     runs = engine.train_runs(make_model, jobs, share=share, progress=False,
                              checkpoint=tmp_path / "group.pkl", chunk_records=2)  # fmt: skip
     for run, want in zip(runs, expected):
@@ -176,24 +139,24 @@ def test_an_interrupted_group_resumes_from_its_last_chunk(tmp_path, monkeypatch,
         return real(*args)
 
     monkeypatch.setattr(engine, "save", flaky)
-    with pytest.warns(T.TrainingDiverged, match="interrupted"):
+    with pytest.warns(TrainingDiverged, match="interrupted"):
         partial = engine.train_runs(make_model, jobs, chunk_records=1, checkpoint=path,
                                     share=share, progress=False)  # fmt: skip
     monkeypatch.setattr(engine, "save", real)
     assert all(r.status == "interrupted" for r in partial) and path.exists()
     chunks = []
-    real_program = engine._program
+    real_program = engine.make_train
 
     def counting(*args):
-        builder, chunk_fn, init_fn = real_program(*args)
+        program = real_program(*args)
 
         def counted(*a):
             chunks.append(1)
-            return chunk_fn(*a)
+            return program.chunk(*a)
 
-        return builder, counted, init_fn
+        return program._replace(chunk=counted)
 
-    monkeypatch.setattr(engine, "_program", counting)
+    monkeypatch.setattr(engine, "make_train", counting)
     resumed = engine.train_runs(make_model, jobs, chunk_records=1, checkpoint=path,
                                 share=share, progress=False)  # fmt: skip
     left = CFG.n_records - 2  # only the chunks after the last saved one
@@ -213,16 +176,9 @@ def test_a_prefix_of_the_records_equals_the_start_of_the_full_run():
         assert_same_history(a.history, b.history.head(3), rtol=1e-6)
 
 
-def test_runs_of_one_group_must_share_a_program():
-    jobs = jobs_for("none")
-    other = T.Config(**{**CFG.__dict__, "batch_size": 8})
-    with pytest.raises(ValueError, match="share everything but the strength"):
-        engine.train_runs(make_model, [jobs[0], jobs[0]._replace(config=other)], progress=False)
-    with pytest.raises(ValueError, match="share data shapes"):
-        engine.train_runs(make_model, [jobs[0], jobs[0]._replace(data=two_circles_task(80, 32))],
-                          progress=False)  # fmt: skip
+def test_the_share_must_be_known():
     with pytest.raises(ValueError, match="share must be one of"):
-        engine.train_runs(make_model, jobs, share="threads")
+        engine.train_runs(make_model, jobs_for("none"), share="threads")
 
 
 def test_runs_share_a_program_serially_on_a_cpu_and_vmapped_elsewhere():
@@ -233,29 +189,18 @@ def test_runs_share_a_program_serially_on_a_cpu_and_vmapped_elsewhere():
     assert engine.share_for(params, "gpu") == engine.share_for(params, "tpu") == "vmap"
 
 
-def test_the_serial_program_is_unbatched_and_shared_by_any_number_of_runs():
-    """One compilation serves 2 or 3 runs serially; vmapped, the run count is a shape."""
-    engine._program.cache_clear()
-    engine.train_runs(make_model, jobs_for("none")[:2], share="serial", progress=False)
-    engine.train_runs(make_model, jobs_for("none"), share="serial", progress=False)
-    assert engine._program.cache_info().currsize == 1
-    reg = jobs_for("none")[0].reg
-    builder, chunk_fn, _ = engine._program(make_model, *T.compile_key(reg, CFG),
-                                           64, False, False, "cross_entropy")  # fmt: skip
-    assert chunk_fn._cache_size() == 1  # traced once, for a run axis of one
-
-
 SHARDED = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     assert len(jax.devices()) == 2, jax.devices()
-    from mgs_teach import engine, train as T
+    from mgs_teach import train as T
     from mgs_teach.data import two_circles_task
+    from mgs_teach.lab import engine
     from mgs_teach.models import FCN
     from mgs_teach.penalties import regulariser
     def make_model(dropout, rngs):
         return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
-    cfg = T.Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
-    jobs = [engine.Job(regulariser("mgs_trace", s), cfg, k, two_circles_task(64, 32, seed=k))
+    cfg = T.Config(epochs=2, batch_size=16, n_records=3, monitor_size=8, learning_rate=0.2)
+    jobs = [engine.Job(regulariser("weight_decay", s), cfg, k, two_circles_task(64, 32, seed=k))
             for k, s in enumerate((1e-2, 3e-2, 1e-3))]
     sharded = engine.train_runs(make_model, jobs, progress=False)
     single = engine.train_runs(make_model, jobs, devices=jax.devices()[:1], progress=False)
@@ -310,24 +255,25 @@ def test_a_regression_run_in_a_batch_equals_the_run_alone(name):
         y = np.stack([np.sin(x[:, 0]), x[:, 0] * x[:, 1], np.cos(x[:, 1])], 1)
         return x[:64], (y[:64] + 0.1 * rng.normal(size=(64, 3))).astype(np.float32), x[64:], y[64:]
 
-    def model(dropout, rngs):
-        return FCN(2, 3, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
-
     s1, s2 = STRENGTHS[name]
     jobs = [engine.Job(regulariser(name, s1), CFG, 0, task(0)),
             engine.Job(regulariser(name, s2), CFG, 1, task(1))]  # fmt: skip
-    runs = engine.train_runs(model, jobs, share="vmap", progress=False, loss="mse")
+    runs = engine.train_runs(_regression_model, jobs, share="vmap", progress=False, loss="mse")
     for job, run in zip(jobs, runs):
-        alone = T.train(model, job.data, job.reg, job.config, seed=job.seed, progress=False,
-                        loss="mse")  # fmt: skip
+        alone = T.train(_regression_model, job.data, job.reg, job.config, seed=job.seed,
+                        progress=False, loss="mse")  # fmt: skip
         assert run.status == alone.status == "finished"
         assert_same_history(run.history, alone.history)
         assert run.history["test_acc"].isna().all()
-        apply_fn = T.build(model, job.reg, 0)[0]
+        apply_fn = T.build(_regression_model, job.reg, 0)[0]
         x_te, y_te = job.data[2:]
         final = float(np.mean((np.asarray(apply_fn(run.params, x_te)) - y_te) ** 2))
         assert run.history["test_loss"].iloc[-1] == pytest.approx(final, rel=1e-4)
         assert run.history["test_loss"].iloc[-1] < run.history["test_loss"].iloc[0]
+
+
+def _regression_model(dropout, rngs):
+    return FCN(2, 3, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
 
 
 def test_an_unknown_loss_is_refused():

@@ -1,0 +1,141 @@
+"""What the chapters read: a command's stored results, and their compact summaries.
+
+Reading never trains: :func:`load_mnist_results` and :func:`load_testbench_results` read a
+finished command's runs from its stores (a missing run is a ``FileNotFoundError``), apply
+the tuner's rule to the stored tuning runs, and return what the command computed.
+:func:`mnist_summary` and :func:`testbench_summary` make its ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mgs_teach.lab.aggregate import entry, summarise
+from mgs_teach.lab.plans import TABLE_METHODS, plans_for
+from mgs_teach.lab.runner import tuned_strengths
+from mgs_teach.lab.specs import FacesSpec
+from mgs_teach.lab.store import Store
+from mgs_teach.lab.tuner import plan_tuning, select, tuning_order
+
+__all__ = [
+    "finished",
+    "load_mnist_results",
+    "load_testbench_results",
+    "mnist_summary",
+    "read_mnist",
+    "testbench_summary",
+]
+
+
+def finished(out: str | Path) -> dict[str, Any] | None:
+    """The provenance of a command's results under ``out``, if the command finished."""
+    path = Path(out) / "provenance.json"
+    if not path.exists():
+        return None
+    provenance = json.loads(path.read_text())
+    return provenance if provenance.get("status") == "finished" else None
+
+
+def read_mnist(plan: Any, out: str | Path) -> dict[str, Any]:
+    """What :func:`mgs_teach.lab.runner.run_mnist` returns, read from ``out`` (no training).
+
+    Raises
+    ------
+    FileNotFoundError
+        If a run of the plan is missing.
+    """
+    out = Path(out)
+    seeds, tuning = range(plan.tuning.runs), plan_tuning(plan)
+    best: dict[str, dict[str, float]] = {}
+    tables = []
+    for network in tuning_order(plan):
+        if network in tuning:
+            base, grid = tuning[network]
+            runs = Store(out / "tuning").read_grid(grid, seeds)
+            best[network], table = select(grid, runs, seeds, base.data.loss)
+            tables.append(table.assign(model=network))
+    results: dict[str, Any] = {"best": best}
+    for name, grid in plan.grids(best).items():
+        results[name] = Store(out / "runs").read_grid(grid, range(plan.runs_of(name)))
+    results["tuning"] = pd.concat(tables, ignore_index=True) if tables else None
+    return results
+
+
+def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
+    """The results of ``python -m mgs_teach.lab mnist`` (or ``regression``) under ``out``.
+
+    Returns ``None`` when ``out/provenance.json`` is missing or says the command has not
+    finished; otherwise what :func:`read_mnist` returns, plus ``provenance`` and ``plan``.
+    """
+    provenance = finished(out)
+    if provenance is None:
+        return None
+    plan = plans_for(provenance.get("task", "mnist"))[provenance["plan"]]
+    return {**read_mnist(plan, out), "provenance": provenance, "plan": plan}
+
+
+def load_testbench_results(out: str | Path) -> dict[str, Any] | None:
+    """The results of ``python -m mgs_teach.lab testbench`` under ``out``, read back (as
+    :func:`load_mnist_results`), or ``None`` if not finished. The command keeps a copy of the
+    strengths it used in ``out/best_strengths.json``."""
+    provenance = finished(out)
+    if provenance is None:
+        return None
+    plan = plans_for()[provenance["plan"]]
+    best = tuned_strengths(plan, out)
+    runs = Store(Path(out) / "runs").read_grid(plan.testbench_grid(best),
+                                              range(plan.testbench.runs))  # fmt: skip
+    return {"best": best, "testbench": runs, "provenance": provenance, "plan": plan}
+
+
+def testbench_summary(runs: pd.DataFrame, plan: Any, best: dict[str, Any]) -> dict[str, Any]:
+    """The compact summary of a test bench (``summary.json``): for each training size, noise
+    level and method, the final mean, sd and max of the test accuracy in percent
+    (:func:`mgs_teach.lab.aggregate.summarise`), the runs behind them and those that
+    diverged; plus the strengths."""
+    t = plan.testbench
+    table = summarise(runs, ["n_train", "label_noise", "regulariser"])
+    entries: dict[str, Any] = {}
+    for row in table.itertuples():
+        size = entries.setdefault(str(int(row.n_train)), {})
+        cell = size.setdefault(f"{row.label_noise:.0%}", {})
+        cell[row.regulariser] = entry(row, 100.0)
+    return dict(plan=plan.name, model=t.model.name, epochs=t.epochs, runs=t.runs,
+                strengths={r: best.get(t.model.name, {}).get(r, 0.0) for r in t.methods},
+                entries=entries)  # fmt: skip
+
+
+def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
+    """The compact summary of a plan's results (``summary.json``).
+
+    For each table, noise level and method: the final mean, the sd and the max of the test
+    accuracy in percent (:func:`mgs_teach.lab.aggregate.summarise`), the runs behind them and
+    the runs that diverged (``null`` statistics when every run did); plus the tuned
+    strengths. For the regression plans: the test MSE in squared pixels of a 96-pixel image,
+    with the lowest point of the run-averaged curve in place of the max.
+    """
+    names = {r: m for m, r in TABLE_METHODS.items()}
+    tables: dict[str, Any] = {}
+    faces = plan.task == "faces"
+    # accuracy in percent; a regression's MSE in squared pixels of a 96-pixel image
+    scale = FacesSpec.PIXEL_MSE if faces else 100.0
+    noise = "target_noise" if faces else "label_noise"
+    for t in plan.tables:
+        table = summarise(results[t.name], [noise, "regulariser"],
+                          metric="test_loss" if faces else "test_acc",
+                          best="min" if faces else "max")  # fmt: skip
+        cells: dict[str, Any] = {}
+        for row in table.itertuples():
+            level = getattr(row, noise)
+            cells.setdefault(f"{level:g}" if faces else f"{level:.0%}", {})[
+                names[row.regulariser]] = entry(row, scale)  # fmt: skip
+        tables[t.name] = dict(model=t.model.name, n_train=t.n_train, epochs=t.epochs,
+                              runs=t.runs, entries=cells)  # fmt: skip
+    out = dict(plan=plan.name, best_strengths=results["best"], tables=tables)
+    if faces:
+        out["unit"] = "test MSE, squared pixels of a 96-pixel image; 'max' is the lowest"
+    return out
