@@ -45,7 +45,7 @@ from mgs_teach.losses import (
     weight_decay,
 )
 
-__all__ = ["LOSS_TERMS", "NAMES", "REGULARISERS", "Family", "Options", "cyclical_schedule"]
+__all__ = ["LOSS_TERMS", "NAMES", "REGULARISERS", "Family", "Options", "cyclical_schedule", "sgd"]
 
 
 class Options(Protocol):
@@ -172,6 +172,11 @@ def _hutchinson(reg: Options) -> bool:
     return reg.method == "hutchinson"
 
 
+def sgd(schedule: optax.Schedule) -> optax.GradientTransformation:
+    """Plain SGD on ``schedule`` (``optax.sgd``): the optimiser of most families."""
+    return optax.sgd(schedule)
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """What every regulariser of one name does; its members differ only in their data.
@@ -200,7 +205,7 @@ class Family:
 
     term: Term | None = None
     rate: Rate = _base_rate
-    transform: Callable[[optax.Schedule], optax.GradientTransformation] = optax.sgd
+    transform: Callable[[optax.Schedule], optax.GradientTransformation] = sgd
     check: Callable[[float], None] = _any_strength
     needs_key: Callable[[Options], bool] = _no_key
     trains_dropout: bool = False

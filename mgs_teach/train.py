@@ -13,8 +13,8 @@ Every way the book trains a network is built from the same pieces:
 :func:`train` is the reference loop: one run, one jitted step per Python iteration, short
 enough to read in one go. The lab's engine (``mgs_teach.lab.engine``) trains many runs as
 one compiled program from the same step, and its runs equal the runs of this loop. The
-strength and the learning rate (:class:`Hyper`) enter the step as numbers, not as constants
-of the program.
+strength and the learning rate (:class:`~mgs_teach.config.Hyper`) enter the step as
+numbers, not as constants of the program.
 
 ::
 
@@ -58,12 +58,6 @@ from mgs_teach.records import (
 )
 
 __all__ = [
-    "Config",
-    "Hyper",
-    "Run",
-    "State",
-    "Step",
-    "TrainingDiverged",
     "build",
     "check_data",
     "compile_key",
@@ -207,7 +201,7 @@ def program_key(reg: Regulariser, config: Config) -> tuple[Regulariser, Config]:
     """The regulariser and config with their data-valued fields fixed: a program's identity.
 
     Two runs whose keys are equal compile to the same step: they differ at most in their
-    strength and learning rate, which :class:`Hyper` passes as numbers.
+    strength and learning rate, which :class:`~mgs_teach.config.Hyper` passes as numbers.
     """
     return reg.program(), dataclasses.replace(config, learning_rate=1.0)
 
@@ -260,22 +254,14 @@ def check_data(data: Data, config: Config) -> tuple[np.ndarray, ...]:
     return arrays
 
 
-def train(
-    make_model: MakeModel,
-    data: Data,
-    reg: Regulariser,
-    config: Config = Config(),
-    *,
-    seed: int = 0,
-    checkpoint: str | Path | None = None,
-    progress: bool = True,
-    loss: str = "cross_entropy",
-) -> Run:
+def train(make_model: MakeModel, data: Data, reg: Regulariser, config: Config = Config(), *,
+          seed: int = 0, checkpoint: str | Path | None = None, progress: bool = True,
+          loss: str = "cross_entropy") -> Run:  # fmt: skip
     """Train one fresh model with one regulariser and record the MGS metrics, step by step.
 
     The reference loop: a Python loop that calls the jitted step of :func:`make_step` once
-    per optimiser step and :func:`make_record` at every record. The batched engine
-    (``mgs_teach.lab.engine.train_runs``) gives the same histories, much faster.
+    per optimiser step and :func:`~mgs_teach.records.make_record` at every record. The
+    batched engine (``mgs_teach.lab.engine.train_runs``) gives the same histories, faster.
 
     Parameters
     ----------
@@ -305,7 +291,8 @@ def train(
     -------
     Run
         Never raises on divergence or interruption: ``Run.status`` says what happened, the
-        records made so far are kept, and a :class:`TrainingDiverged` warning is issued.
+        records made so far are kept, and a :class:`~mgs_teach.records.TrainingDiverged`
+        warning is issued.
     """
     x_tr, y_tr, x_te, y_te = check_data(data, config)
     builder, step, record = compiled_step(make_model, *compile_key(reg, config), len(x_tr), loss)
@@ -359,7 +346,8 @@ def _record_row(row: dict, losses: list, t: int) -> dict:
 
 def _finish(records: list[dict], builder: Step, hyper: Hyper, state: State, reg: Regulariser,
             seed: int, stopped: str | None) -> Run:  # fmt: skip
-    """The :class:`Run` of the reference loop, warning if it diverged or was interrupted."""
+    """The reference loop's :class:`~mgs_teach.records.Run`, warning if it diverged or was
+    interrupted."""
     steps = np.array([r["step"] for r in records], dtype=int)
     lrs = np.asarray(jax.vmap(lambda t: builder.schedule(t, hyper))(jnp.asarray(steps)))
     fields = {name: np.array([r[name] for r in records], dtype=float) for name in RECORD_FIELDS}

@@ -23,10 +23,11 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 # other test has finished, so that it runs alone: it executes two chapters at a time
 # (_ext/parallel_execute.py), one per core, and they share the cores with nothing else.
 
-#: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each).
+#: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each), by
+#: file name (``lab/test_engine.py`` is ``test_engine.py``).
 SLOWEST = (
-    "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py", "test_results.py",
-    "test_experiments.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
+    "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py", "test_cli.py",
+    "test_results.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
 )  # fmt: skip
 
 

@@ -43,7 +43,7 @@ def test_uses_ignores_names_without_an_import():
 def test_documented_means_in_the_modules_all():
     assert api_links.documented("mgs_teach.kernel.mgs_trace")
     assert not api_links.documented("mgs_teach.lab.engine._setup")
-    assert api_links.documented("mgs_teach.train.Hyper.of")  # with its class
+    assert api_links.documented("mgs_teach.config.Hyper.of")  # with its class
     assert not api_links.documented("mgs_teach.lab.engine._start.thing")
 
 

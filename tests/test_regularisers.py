@@ -4,7 +4,7 @@ import optax
 import pytest
 
 from mgs_teach import penalties, regularisers
-from mgs_teach.regularisers import LOSS_TERMS, NAMES, REGULARISERS, Family, cyclical_schedule
+from mgs_teach.regularisers import LOSS_TERMS, NAMES, REGULARISERS, Family, cyclical_schedule, sgd
 
 
 def test_names_and_loss_terms_come_from_the_registry():
@@ -36,7 +36,7 @@ def test_every_family_is_made_of_module_level_functions():
 def test_only_the_optimiser_families_change_the_optimiser():
     for name, family in REGULARISERS.items():
         assert (family.transform is optax.adam) == (name == "adam")
-        assert (family.transform is optax.sgd) == (name != "adam")
+        assert (family.transform is sgd) == (name != "adam")
 
 
 def test_strength_checks():

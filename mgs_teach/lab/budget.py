@@ -48,10 +48,6 @@ def _trace_method(method: str) -> str:
     return "structured" if method == "auto" else method
 
 
-def _trace_method(method: str) -> str:
-    return "structured" if method == "auto" else method
-
-
 #: The training benchmark's names of the plans' networks.
 _NAMES = {"fcn-6x300": "fcn", "lenet5": "lenet5", "alexnet": "alexnet"}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -39,6 +40,15 @@ def _lenet5(spec: ModelSpec, dropout: float, rngs: nnx.Rngs) -> nnx.Module:
 
 def _alexnet(spec: ModelSpec, dropout: float, rngs: nnx.Rngs) -> nnx.Module:
     return AlexNet(spec.d_out, dropout=dropout, rngs=rngs)
+
+
+def _as_ints(spec: Any, *names: str) -> None:
+    """Counts given as integral floats become ints, so that equal specs print (and name their
+    results) alike: ``n_train=48.0`` is ``n_train=48``."""
+    for name in names:
+        value = getattr(spec, name)
+        if isinstance(value, float) and value.is_integer():
+            object.__setattr__(spec, name, int(value))
 
 
 #: What each :attr:`ModelSpec.kind` builds: ``builder(spec, dropout, rngs) -> module``.
@@ -69,6 +79,7 @@ class ModelSpec:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
+        _as_ints(self, "d_in", "d_out", "depth", "width")
         if self.kind not in NETWORKS:
             raise ValueError(f"unknown model {self.kind!r}; choose fcn, lenet5 or alexnet")
         if self.activation not in ACTIVATIONS:
@@ -134,6 +145,7 @@ class DataSpec:
     circle_noise: float = 0.1
 
     def __post_init__(self) -> None:
+        _as_ints(self, "n_train", "n_val", "n_test")
         if self.task not in ("mnist", "two_circles"):
             raise ValueError(f"unknown task {self.task!r}; choose mnist or two_circles")
         if not 0 <= self.label_noise <= 1:
@@ -233,6 +245,7 @@ class FacesSpec:
     PIXEL_MSE = (96 / 2) ** 2
 
     def __post_init__(self) -> None:
+        _as_ints(self, "n_train", "n_val", "n_test", "size")
         if self.task != "faces":
             raise ValueError(f"a FacesSpec's task is 'faces', got {self.task!r}")
         if self.n_train < 1 or self.n_val < 0 or self.n_test < 1:

@@ -70,7 +70,8 @@ def test_stop_ends_a_group_at_its_next_chunk_and_keeps_the_chunks_done(tmp_path,
     """A ``stop()`` that turns true while the first chunk trains: the group stops cleanly at
     the next chunk boundary, the finished chunk stays in the checkpoint, and the same call
     without a stop resumes to the same histories."""
-    jobs, ckpt, real = jobs_for("none"), tmp_path / "group.pkl", engine.save
+    # the penalty's runs and chunks of two records: the programs of the tests around this one
+    jobs, ckpt, real = jobs_for("mgs_trace"), tmp_path / "group.pkl", engine.save
     expected = engine.train_runs(make_model, jobs, share="vmap", progress=False)
     asked, saved = [], []
     monkeypatch.setattr(engine, "save", lambda *a: saved.append(1) or real(*a))
@@ -169,8 +170,8 @@ def test_an_interrupted_group_resumes_from_its_last_chunk(tmp_path, monkeypatch,
 
 def test_a_prefix_of_the_records_equals_the_start_of_the_full_run():
     jobs = jobs_for("mgs_trace")
-    full = engine.train_runs(make_model, jobs, progress=False)
-    head = engine.train_runs(make_model, jobs, n_records=3, progress=False)
+    full = engine.train_runs(make_model, jobs, share="vmap", progress=False)
+    head = engine.train_runs(make_model, jobs, share="vmap", n_records=3, progress=False)
     for a, b in zip(head, full):
         assert len(a.history) == 3
         assert_same_history(a.history, b.history.head(3), rtol=1e-6)
