@@ -41,6 +41,7 @@ from mgs_teach.regularisers import LOSS_TERMS as LOSS_TERMS
 from mgs_teach.regularisers import NAMES as NAMES
 from mgs_teach.regularisers import REGULARISERS, Family, Strength
 from mgs_teach.regularisers import cyclical_schedule as cyclical_schedule
+from mgs_teach.regularisers import sgd as sgd
 
 __all__ = ["Regulariser", "regulariser"]
 
