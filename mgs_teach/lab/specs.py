@@ -112,20 +112,20 @@ class DataSpec:
     Attributes
     ----------
     task : {"mnist", "two_circles"}
-        Motion-blurred MNIST (:func:`mgs_teach.data.corrupted_mnist`) or two noisy circles
+        Motion-blurred MNIST (:func:`mgs_teach.mnist.corrupted_mnist`) or two noisy circles
         (:func:`mgs_teach.data.two_circles`).
     n_train : int
         Training samples, drawn afresh for every seed (stratified for MNIST).
     label_noise : float
         Fraction of training labels corrupted.
     noise : {"uniform", "other"}
-        How they are corrupted (:func:`mgs_teach.data.flip_labels`).
+        How they are corrupted (:func:`mgs_teach.corruptions.flip_labels`).
     n_val : int
         If positive, the runs are evaluated on ``n_val`` further samples drawn from the same
         noisy source (labels as noisy as the training labels), never on the test set: the
         data of :func:`tune`.
     source : {"offline", "full", "auto"}
-        MNIST source (:func:`mgs_teach.data.load_mnist`).
+        MNIST source (:func:`mgs_teach.mnist.load_mnist`).
     blur : bool
         MNIST-C's motion blur on every MNIST image.
     n_test : int
