@@ -47,16 +47,6 @@ from mgs_teach.kernel import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MGSPrecisionWarning",
-    "float64",
-    "kernel_logdet",
-    "mgs_jacobian",
-    "mgs_kernel",
-    "mgs_logdet",
-    "mgs_metrics",
-    "mgs_spectrum",
-    "mgs_trace",
-    "per_example_jacobians",
-    "scale",
-]
+__all__ = ["MGSPrecisionWarning", "float64", "kernel_logdet", "mgs_jacobian", "mgs_kernel",
+           "mgs_logdet", "mgs_metrics", "mgs_spectrum", "mgs_trace", "per_example_jacobians",
+           "scale"]  # fmt: skip

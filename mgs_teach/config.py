@@ -114,7 +114,7 @@ class State(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """A run's training step, from :func:`make_step`.
+    """A run's training step, from :func:`mgs_teach.train.make_step`.
 
     Attributes
     ----------

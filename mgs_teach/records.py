@@ -181,7 +181,7 @@ def history(
 
 @dataclasses.dataclass
 class Run:
-    """What :func:`train` (and the engine, per run) returns.
+    """What :func:`mgs_teach.train.train` (and the engine, per run) returns.
 
     Attributes
     ----------

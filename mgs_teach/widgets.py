@@ -12,16 +12,15 @@ decision boundary and the curves of :math:`\operatorname{tr} K` and test accurac
 The training is the book's reference loop (:func:`mgs_teach.train.train`): a compiled
 step per network shape, cached, in which the strength, the learning rate and the data are
 numbers, not constants. Moving those sliders reuses the compiled step and a retrain takes
-about a second; a new width compiles once (a few
-seconds, and the explorer says so). Widgets need a live kernel; :func:`static_grid` draws
-the same panels for a grid of settings, for a static page.
+about a second; a new width compiles once (a few seconds, and the explorer says so). Widgets
+need a live kernel; :func:`static_grid` draws the same panels for a static page.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from mgs_teach import plots
 from mgs_teach.data import two_circles_task
 from mgs_teach.models import FCN, functional
 from mgs_teach.penalties import Regulariser
+from mgs_teach.records import TrainingDiverged
 from mgs_teach.train import Config, compile_key, train
 
 __all__ = ["STRENGTHS", "Fit", "compiles", "explorer", "fit", "fit_and_plot", "static_grid"]
@@ -75,10 +75,16 @@ class Fit:
         return self.history.iloc[-1]
 
 
-@functools.lru_cache(maxsize=16)
-def _network(depth: int, width: int) -> Callable[..., nnx.Module]:
-    """The explorer's network, one builder per shape: the compiled step's cache key."""
-    return functools.partial(FCN, 2, 2, depth=depth, width=width)
+@dataclasses.dataclass(frozen=True)
+class _Network:
+    """The explorer's network, a value: equal shapes share the compiled step."""
+
+    depth: int
+    width: int
+
+    def __call__(self, dropout: float = 0.0, rngs: nnx.Rngs | None = None) -> nnx.Module:
+        return FCN(2, 2, depth=self.depth, width=self.width, dropout=dropout,
+                   rngs=rngs if rngs is not None else nnx.Rngs(0))  # fmt: skip
 
 
 def _parts(strength: float, learning_rate: float, depth: int, width: int, epochs: int,
@@ -87,7 +93,7 @@ def _parts(strength: float, learning_rate: float, depth: int, width: int, epochs
     config = Config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                     lr_decay=1.0, n_records=n_records, monitor_size=batch_size,
                     metrics_in_float64=False)  # fmt: skip
-    return _network(depth, int(width)), reg, config
+    return _Network(depth, int(width)), reg, config
 
 
 def compiles(width: int, depth: int = 2, **kwargs: Any) -> bool:
@@ -136,7 +142,9 @@ def fit(
                                 n_records)  # fmt: skip
     data = two_circles_task(n_train, n_test, label_noise=label_noise, seed=seed)
     start = time.perf_counter()
-    run = train(model, data, reg, config, seed=seed, progress=False)
+    with warnings.catch_warnings():  # a diverged fit says so in its status
+        warnings.simplefilter("ignore", TrainingDiverged)
+        run = train(model, data, reg, config, seed=seed, progress=False)
     seconds = time.perf_counter() - start
     _SEEN.add((model, *compile_key(reg, config), n_train))
     apply_fn = functional(model(rngs=nnx.Rngs(seed)))[0]

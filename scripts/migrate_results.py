@@ -5,6 +5,9 @@ Every run folder of a results store is named by its experiment's key
 (:data:`mgs_teach.lab.experiment.KEY_VERSION`), this renames each folder that holds an
 ``experiment.json`` to the key that experiment has now. Nothing is re-trained and no file's
 content changes; ``--check`` only reports what would move (exit 1 if anything would).
+
+The checkpoints of groups still in progress (``.checkpoints/*.pkl``) are named by the old keys
+of their runs and would never be resumed: they are deleted, and those groups start again.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.check:
             old.rename(new)
     print(f"{len(todo)} folders {'to move' if args.check else 'moved'}")
+    stale = sorted(args.root.rglob(".checkpoints/*.pkl")) if todo else []
+    for path in stale:
+        print(f"{'stale' if args.check else 'deleted'} checkpoint of a group in progress: {path}")
+        if not args.check:
+            path.unlink()
     return 1 if args.check and todo else 0
 
 

@@ -24,7 +24,7 @@ from mgs_teach.train import compile_key
 __all__ = ["budget", "print_budget", "step_flops"]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _flops(e: Experiment) -> float:
     return bench_training.step_flops(e.model, e.data.load(0), e.regulariser, e.config, e.data.loss)
 

@@ -157,8 +157,8 @@ def train_runs(
     list of Run
         One per job, in order. A run that diverged has status ``"diverged"`` and its history
         stops before the divergence. On ``KeyboardInterrupt``, or once ``stop()`` is true,
-        the finished chunks are kept in the checkpoint and
-        every run is returned with status ``"interrupted"``.
+        the finished chunks are kept in the checkpoint (if any), and every run is returned
+        with status ``"interrupted"`` and the records of the chunks it finished.
     """
     setup = _setup(make_model, jobs, share, loss)
     plan = _chunks(setup.config, len(jobs[0].data[0]), n_records, chunk_records)

@@ -24,7 +24,7 @@ __all__ = ["Job", "check_jobs", "group_arrays", "mesh_of", "shard"]
 
 
 class Job(NamedTuple):
-    """One run for :func:`train_runs`.
+    """One run for :func:`mgs_teach.lab.engine.train_runs`.
 
     Attributes
     ----------

@@ -199,8 +199,9 @@ class MNISTPlan:
         Appendix F's grid, trained by its own command with the strengths this plan's tuning
         chose (``python -m mgs_teach.lab testbench``), not by :meth:`grids`.
     task : {"mnist", "faces"}
-        ``"faces"``: the regression benchmark (:data:`REGRESSION_PLANS`), where the tables'
-        and the tuning's noise levels are target noise in the paper's units.
+        ``"faces"``: the regression benchmark
+        (:data:`mgs_teach.lab.plans.REGRESSION_PLANS`), where the tables' and the tuning's
+        noise levels are target noise in the paper's units.
     batch_size : int
     image_size, n_test : int
         The regression benchmark's image side and test faces.

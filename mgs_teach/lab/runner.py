@@ -33,9 +33,9 @@ def run_mnist(
     """Tune, then run every grid of an MNIST plan, resumably under ``out``.
 
     Each network is tuned just before the first grid that trains it, in the order of
-    :meth:`MNISTPlan.grids` (the tables first), so that a time limit leaves whole tables
-    rather than only tuning runs. Tuning runs go to ``out/tuning/``, the grids' runs to
-    ``out/runs/``, the strengths chosen so far to ``out/best_strengths.json``.
+    :meth:`mgs_teach.lab.plan.MNISTPlan.grids` (the tables first), so that a time limit
+    leaves whole tables rather than only tuning runs. Tuning runs go to ``out/tuning/``, the
+    grids' runs to ``out/runs/``, the strengths chosen so far to ``out/best_strengths.json``.
 
     Parameters
     ----------
@@ -54,7 +54,8 @@ def run_mnist(
     -------
     dict
         ``best`` (tuned strengths per network), ``tuning`` (the tuning table, with a
-        ``model`` column), and one run frame per grid of :meth:`MNISTPlan.grids`.
+        ``model`` column), and one run frame per grid of
+        :meth:`mgs_teach.lab.plan.MNISTPlan.grids`.
     """
     out = Path(out)
     tuning_store, seeds, tuning = Store(out / "tuning"), range(plan.tuning.runs), plan_tuning(plan)

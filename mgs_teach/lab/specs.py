@@ -216,7 +216,7 @@ class FacesSpec:
         (:func:`mgs_teach.faces.corrupted_faces`).
     n_val : int
         If positive, the runs are evaluated on ``n_val`` further faces with targets as noisy
-        as the training ones (the data of :func:`tune`).
+        as the training ones (the data of :func:`mgs_teach.lab.tuner.tune`).
     n_test : int
         Test faces (exact targets), the same for every seed.
     size : int
