@@ -288,7 +288,7 @@ def corrupted_faces(
     return x[idx], y_train, x[n_pool:], y[n_pool:]
 
 
-_FACE_POOLS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_FACE_POOLS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # at most 4 pools, as _KAGGLE
 #: A training set's share of the faces it is drawn from (the paper's 30 %).
 TRAIN_SHARE = 0.3
 
@@ -304,6 +304,8 @@ def _pool(n_train: int, n_test: int, size: int, blur: bool, seed: int) -> tuple:
     n_pool = int(np.ceil(n_train / TRAIN_SHARE))
     key = (n_pool, n_test, size, blur, seed)
     if key not in _FACE_POOLS:
+        if len(_FACE_POOLS) >= 4:  # bounded: the oldest pool goes first
+            _FACE_POOLS.pop(next(iter(_FACE_POOLS)))
         x, y = keypoint_faces(n_pool + n_test, size=size, seed=seed)
         _FACE_POOLS[key] = (_blur(x, size, seed + 1) if blur else x, y)
     return _FACE_POOLS[key]
@@ -325,6 +327,8 @@ def kaggle_pool(path: str | Path, size: int, blur: bool = True, *,
     """
     key = (str(path), size, blur, seed)
     if key not in _KAGGLE:
+        if len(_KAGGLE) >= 4:
+            _KAGGLE.pop(next(iter(_KAGGLE)))
         x, y = resize(*load_kaggle_csv(path), size)
         order = np.random.default_rng(seed).permutation(len(y))
         x, y = x[order], y[order]

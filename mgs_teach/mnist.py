@@ -328,6 +328,8 @@ def mnist_c(data: MNIST, *, seed: int = 2019) -> MNIST:
     """
     key = (data.source, len(data.y_train), seed)
     if key not in _POOLS:
+        if len(_POOLS) >= 4:  # bounded: the oldest corrupted pool goes first
+            _POOLS.pop(next(iter(_POOLS)))
         x_tr = motion_blur(data.x_train, seed=seed)[0]
         x_te = motion_blur(data.x_test, seed=seed + 1)[0]
         _POOLS[key] = MNIST(x_tr, data.y_train, x_te, data.y_test, data.source)

@@ -164,3 +164,15 @@ def test_offline_digits_travel_as_a_file(tmp_path, monkeypatch):
     path.unlink()
     with pytest.raises(FileNotFoundError, match="export-offline"):
         mnist.offline_digits()
+
+
+def test_the_corrupted_pools_kept_are_bounded_and_the_same_when_made_again():
+    rng = np.random.default_rng(0)
+    tiny = mnist.MNIST(rng.random((6, 28, 28), np.float32), np.arange(6) % 3,
+                       rng.random((4, 28, 28), np.float32), np.arange(4) % 3, "tiny")  # fmt: skip
+    first = mnist.mnist_c(tiny, seed=0)
+    for seed in range(1, 6):
+        mnist.mnist_c(tiny, seed=seed)
+    assert len(mnist._POOLS) <= 4
+    again = mnist.mnist_c(tiny, seed=0)  # evicted, made afresh: the same digits
+    np.testing.assert_array_equal(again.x_train, first.x_train)
