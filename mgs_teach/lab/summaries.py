@@ -27,8 +27,17 @@ __all__ = [
     "load_testbench_results",
     "mnist_summary",
     "read_mnist",
+    "results_dir",
     "testbench_summary",
 ]
+
+
+def results_dir(name: str) -> Path:
+    """The folder of the committed results ``name`` (for example ``"mnist-cpu"``).
+
+    In a clone of the repository this is ``results/<name>`` beside the package.
+    """
+    return Path(__file__).resolve().parents[2] / "results" / name
 
 
 def finished(out: str | Path) -> dict[str, Any] | None:
