@@ -26,22 +26,10 @@ import jax.numpy as jnp
 import optax
 
 from mgs_teach.kernel import TRACE_METHODS
-from mgs_teach.losses import LOSSES as LOSSES
+from mgs_teach.losses import *  # noqa: F403  (re-exported: every public name)
 from mgs_teach.losses import ApplyFn, LossFn, Params
-from mgs_teach.losses import cross_entropy as cross_entropy
-from mgs_teach.losses import input_gradient as input_gradient
-from mgs_teach.losses import loss_gradient_bounds as loss_gradient_bounds
-from mgs_teach.losses import loss_of as loss_of
-from mgs_teach.losses import mgs_logdet_penalty as mgs_logdet_penalty
-from mgs_teach.losses import mgs_trace_penalty as mgs_trace_penalty
-from mgs_teach.losses import mse as mse
-from mgs_teach.losses import param_gradient as param_gradient
-from mgs_teach.losses import weight_decay as weight_decay
-from mgs_teach.regularisers import LOSS_TERMS as LOSS_TERMS
-from mgs_teach.regularisers import NAMES as NAMES
-from mgs_teach.regularisers import REGULARISERS, Family, Strength
-from mgs_teach.regularisers import cyclical_schedule as cyclical_schedule
-from mgs_teach.regularisers import sgd as sgd
+from mgs_teach.regularisers import *  # noqa: F403  (re-exported: every public name)
+from mgs_teach.regularisers import NAMES, REGULARISERS, Family, Strength
 
 __all__ = ["Regulariser", "regulariser"]
 

@@ -147,10 +147,6 @@ def _cyclical_rate(reg: Options, base: optax.Schedule, strength: Strength) -> op
     return cyclical_schedule(base, strength, reg.cycle_steps)
 
 
-def _any_strength(strength: float) -> None:
-    pass
-
-
 def _positive_fraction(strength: float) -> None:
     if not strength > 0:
         raise ValueError(
@@ -164,12 +160,28 @@ def _rate_below_one(strength: float) -> None:
         raise ValueError(f"a dropout rate must be below 1, got {strength}")
 
 
+def _any_strength(strength: float) -> None:
+    pass
+
+
 def _no_key(reg: Options) -> bool:
     return False
 
 
+def _no_kernel(reg: Options) -> None:
+    return None
+
+
 def _hutchinson(reg: Options) -> bool:
     return reg.method == "hutchinson"
+
+
+def _own_method(reg: Options) -> str:
+    return reg.method
+
+
+def _structured(reg: Options) -> str:
+    return "structured"
 
 
 def sgd(schedule: optax.Schedule) -> optax.GradientTransformation:
@@ -194,13 +206,17 @@ class Family:
         ``check(strength)`` raises ``ValueError`` for a strength the family cannot take.
     needs_key : callable
         ``needs_key(reg) -> bool``: whether the term draws random numbers.
+    kernel : callable
+        ``kernel(reg) -> str or None``: the trace method of the MGS kernel a step evaluates
+        (``None``: none); the budget times a step by the measured rate of that method.
     trains_dropout : bool
         Whether the strength is the model's dropout rate.
     program_strength : float
         A valid strength that stands for every strength in a compiled program's identity.
     step_cost : float
-        A step's cost relative to a plain step (for the budget), measured on this
-        project's 2-core CPU (FCN 6 x 300 and LeNet-5, batch 32; the larger of the two).
+        A step's cost relative to a plain step, or to one with ``kernel``'s trace (for the
+        budget), measured on this project's 2-core CPU (FCN 6 x 300 and LeNet-5, batch 32;
+        the larger of the two).
     """
 
     term: Term | None = None
@@ -208,6 +224,7 @@ class Family:
     transform: Callable[[optax.Schedule], optax.GradientTransformation] = sgd
     check: Callable[[float], None] = _any_strength
     needs_key: Callable[[Options], bool] = _no_key
+    kernel: Callable[[Options], str | None] = _no_kernel
     trains_dropout: bool = False
     program_strength: float = 0.0
     step_cost: float = 1.0
@@ -225,8 +242,8 @@ REGULARISERS: dict[str, Family] = {
     "cyclical_lr": Family(rate=_cyclical_rate),
     "input_gradient": Family(term=_input_gradient, step_cost=2.6),
     "param_gradient": Family(term=_param_gradient, step_cost=2.6),
-    "mgs_trace": Family(term=_mgs_trace, needs_key=_hutchinson),
-    "mgs_logdet": Family(term=_mgs_logdet, step_cost=1.5),
+    "mgs_trace": Family(term=_mgs_trace, needs_key=_hutchinson, kernel=_own_method),
+    "mgs_logdet": Family(term=_mgs_logdet, step_cost=1.5, kernel=_structured),
 }  # fmt: skip
 NAMES = tuple(REGULARISERS)
 LOSS_TERMS = tuple(name for name, family in REGULARISERS.items() if family.term is not None)

@@ -58,6 +58,7 @@ from mgs_teach.records import (
 )
 
 __all__ = [
+    "advance",
     "build",
     "check_data",
     "compile_key",
@@ -254,6 +255,17 @@ def check_data(data: Data, config: Config) -> tuple[np.ndarray, ...]:
     return arrays
 
 
+def advance(step: Callable, state: State, data: tuple[jax.Array, jax.Array], hyper: Hyper,
+            t: int, target: int) -> tuple[State, list[jax.Array]]:  # fmt: skip
+    """The reference loop's inner loop: call the jitted ``step`` for steps ``t, ..., target - 1``
+    on the training ``data`` ``(x, y)``; return the state and the mini-batch losses."""
+    losses = []
+    for i in range(t, target):
+        state, data_loss = step(state, *data, jnp.int32(i), hyper)
+        losses.append(data_loss)
+    return state, losses
+
+
 def train(make_model: MakeModel, data: Data, reg: Regulariser, config: Config = Config(), *,
           seed: int = 0, checkpoint: str | Path | None = None, progress: bool = True,
           loss: str = "cross_entropy") -> Run:  # fmt: skip
@@ -308,11 +320,8 @@ def train(make_model: MakeModel, data: Data, reg: Regulariser, config: Config = 
                    desc=reg.name)  # fmt: skip
         try:
             for target in steps[len(records) :]:
-                losses = []
-                while t < target:
-                    state, data_loss = step(state, x_tr, y_tr, jnp.int32(t), hyper)
-                    losses.append(data_loss)
-                    t += 1
+                state, losses = advance(step, state, (x_tr, y_tr), hyper, t, target)
+                t = target
                 bar.update(t - bar.n)
                 records.append(_record_row(record(state.params, x_te, y_te, monitor), losses, t))
                 bar.set_postfix(acc=f"{records[-1]['test_acc']:.2f}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from mgs_teach.data import two_circles_task
 from mgs_teach.models import FCN, functional
 from mgs_teach.penalties import Regulariser
 from mgs_teach.records import TrainingDiverged
-from mgs_teach.train import Config, compile_key, train
+from mgs_teach.train import Config, compile_key, compiled_step, train
 
 __all__ = ["STRENGTHS", "Fit", "compiles", "explorer", "fit", "fit_and_plot", "static_grid"]
 
@@ -98,19 +99,14 @@ def _parts(strength: float, learning_rate: float, depth: int, width: int, epochs
 
 def compiles(width: int, depth: int = 2, **kwargs: Any) -> bool:
     """Whether :func:`fit` with this shape will compile (it has not run at this shape yet)."""
-    model, reg, config = _parts(
-        0.0,
-        0.3,
-        depth,
-        width,
-        kwargs.get("epochs", 150),
-        kwargs.get("batch_size", 32),
-        kwargs.get("n_records", 30),
-    )
-    return (model, *compile_key(reg, config), kwargs.get("n_train", 192)) not in _SEEN
+    get = kwargs.get
+    model, reg, config = _parts(0.0, 0.3, depth, width, get("epochs", 150),
+                                get("batch_size", 32), get("n_records", 30))  # fmt: skip
+    return (model, *compile_key(reg, config), get("n_train", 192)) not in _SEEN
 
 
-_SEEN: set = set()
+#: The shapes :func:`fit` compiled, oldest first; bounded like the cache of compiled steps.
+_SEEN: OrderedDict = OrderedDict()
 
 
 def fit(
@@ -146,7 +142,10 @@ def fit(
         warnings.simplefilter("ignore", TrainingDiverged)
         run = train(model, data, reg, config, seed=seed, progress=False)
     seconds = time.perf_counter() - start
-    _SEEN.add((model, *compile_key(reg, config), n_train))
+    _SEEN.pop(key := (model, *compile_key(reg, config), n_train), None)  # the newest last
+    _SEEN[key] = None
+    while len(_SEEN) > compiled_step.cache_info().maxsize:
+        _SEEN.popitem(last=False)
     apply_fn = functional(model(rngs=nnx.Rngs(seed)))[0]
     return Fit(run.history, apply_fn, run.params, data, seconds, run.status)
 

@@ -4,19 +4,10 @@ import pytest
 
 from mgs_teach import records as R
 from mgs_teach import train as T
-from mgs_teach.data import two_circles
-from mgs_teach.models import FCN
 from mgs_teach.penalties import regulariser
+from tests.helpers import circles, make_model
 
-
-def make_model(dropout, rngs):
-    return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
-
-
-@pytest.fixture(scope="module")
-def data():
-    x, y = two_circles(96, noise=0.1, seed=1)
-    return x[:64], y[:64], x[64:], y[64:]
+data = pytest.fixture(scope="module", name="data")(circles)
 
 
 def test_evaluate_in_chunks_equals_one_pass(data):

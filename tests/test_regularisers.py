@@ -4,6 +4,7 @@ import optax
 import pytest
 
 from mgs_teach import penalties, regularisers
+from mgs_teach.penalties import regulariser
 from mgs_teach.regularisers import LOSS_TERMS, NAMES, REGULARISERS, Family, cyclical_schedule, sgd
 
 
@@ -37,6 +38,17 @@ def test_only_the_optimiser_families_change_the_optimiser():
     for name, family in REGULARISERS.items():
         assert (family.transform is optax.adam) == (name == "adam")
         assert (family.transform is sgd) == (name != "adam")
+
+
+def test_the_kernel_a_step_evaluates_is_the_familys_answer():
+    """The budget times a step by its family's kernel: the trace's own method, the exact
+    structured kernel for the log-determinant, and none for the rest."""
+    for method in ("structured", "hutchinson", "auto"):
+        reg = regulariser("mgs_trace", 1e-3, method=method)
+        assert reg.family.kernel(reg) == method
+    assert REGULARISERS["mgs_logdet"].kernel(regulariser("mgs_logdet", 1e-3)) == "structured"
+    assert {n for n, f in REGULARISERS.items() if f.kernel(regulariser(n, 0.1)) is None} == (
+        set(REGULARISERS) - {"mgs_trace", "mgs_logdet"})  # fmt: skip
 
 
 def test_strength_checks():

@@ -6,11 +6,10 @@ import pytest
 
 from mgs_teach import float64
 from mgs_teach import train as T
-from mgs_teach.data import two_circles
 from mgs_teach.models import FCN
 from mgs_teach.penalties import NAMES, regulariser
+from tests.helpers import CFG, circles, make_model
 
-CFG = T.Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
 STRENGTH = dict(
     none=0.0,
     weight_decay=1e-2,
@@ -24,14 +23,7 @@ STRENGTH = dict(
 )
 
 
-def make_model(dropout, rngs):
-    return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
-
-
-@pytest.fixture(scope="module")
-def data():
-    x, y = two_circles(96, noise=0.1, seed=1)
-    return x[:64], y[:64], x[64:], y[64:]
+data = pytest.fixture(scope="module", name="data")(circles)
 
 
 def test_history_is_a_tidy_table_of_evenly_spaced_records(data):
@@ -64,6 +56,22 @@ def test_train_loss_is_the_mean_batch_loss_since_the_last_record(data):
             losses.append(float(loss))
     run = T.train(make_model, data, reg, CFG, progress=False)
     assert run.history["train_loss"].iloc[1] == pytest.approx(np.mean(losses), rel=1e-6)
+
+
+def test_advance_in_pieces_is_advance_at_once(data):
+    """The reference loop's inner loop resumes at any step: 0->2 then 2->4 is 0->4."""
+    reg = regulariser("dropout", 0.2)  # the step number seeds the dropout masks
+    builder, step, _ = T.compiled_step(make_model, *T.compile_key(reg, CFG), 64)
+    xy, hyper = tuple(jnp.asarray(a) for a in data[:2]), T.Hyper.of(reg, CFG)
+    with float64():
+        start = builder.init(T.build(make_model, reg, 0)[2], jax.random.key(0))
+        whole, losses = T.advance(step, start, xy, hyper, 0, 4)
+        half, first = T.advance(step, start, xy, hyper, 0, 2)
+        half, second = T.advance(step, half, xy, hyper, 2, 4)
+    assert len(losses) == 4 and T.advance(step, whole, xy, hyper, 4, 4) == (whole, [])
+    np.testing.assert_allclose(np.array(losses), np.array(first + second), rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), whole.params,
+                 half.params)  # fmt: skip
 
 
 def test_deterministic_given_the_seed(data):

@@ -3,6 +3,8 @@ static stand-in draws one panel per setting."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from mgs_teach import widgets  # noqa: E402
+from mgs_teach.train import compiled_step  # noqa: E402
 
 SMALL = dict(epochs=6, n_records=3, n_train=64, n_test=100, batch_size=16)
 
@@ -72,6 +75,16 @@ def test_only_a_new_shape_compiles():
     widgets.fit(0.0, 0.1, 24, 0.3, **SMALL)
     assert not widgets.compiles(24, **SMALL)  # strength, noise and rate are data
     assert widgets.compiles(40, **SMALL)  # a new width is a new program
+
+
+def test_the_record_of_compiled_shapes_is_bounded(monkeypatch):
+    """Like the cache of compiled steps, the record keeps the newest shapes only."""
+    seen = OrderedDict((("old", i), None) for i in range(40))
+    monkeypatch.setattr(widgets, "_SEEN", seen)
+    widgets.fit(0.0, 0.1, 24, 0.3, **SMALL)
+    assert len(seen) == compiled_step.cache_info().maxsize
+    assert ("old", 0) not in seen and ("old", 39) in seen
+    assert not widgets.compiles(24, **SMALL)
 
 
 def test_the_explorer_says_what_it_is_doing(box):

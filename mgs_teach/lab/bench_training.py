@@ -38,7 +38,7 @@ from mgs_teach.lab import engine
 from mgs_teach.lab.provenance import provenance
 from mgs_teach.lab.specs import DataSpec, ModelSpec
 from mgs_teach.penalties import Regulariser, regulariser
-from mgs_teach.train import build, compile_key, compiled_step
+from mgs_teach.train import advance, build, compile_key, compiled_step
 
 __all__ = [
     "DEFAULT_TRAINING_MODELS",
@@ -118,8 +118,8 @@ def median_seconds(fn: Callable[[], Any], repeats: int, budget: float | None = 1
 
 
 def _sequential(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config) -> Callable:
-    """``run(steps)``: the reference loop's steps, :func:`mgs_teach.train.train`'s inner loop
-    (one jitted step per Python call, its mini-batch loss kept), without its records."""
+    """``run(steps)``: the reference loop's steps, :func:`mgs_teach.train.advance` (one jitted
+    step per Python call, its mini-batch loss kept), without its records."""
     builder, step, _ = compiled_step(spec, *compile_key(reg, config), len(data[0]))
     x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
     hyper = Hyper.of(reg, config)
@@ -128,10 +128,7 @@ def _sequential(spec: ModelSpec, data: tuple, reg: Regulariser, config: Config) 
     def run(steps: int) -> None:
         nonlocal state
         with float64():
-            losses = []
-            for t in range(steps):
-                state, loss = step(state, x, y, jnp.int32(t), hyper)
-                losses.append(loss)
+            state, losses = advance(step, state, (x, y), hyper, 0, steps)
             jax.block_until_ready((state, losses))
 
     return run
@@ -177,21 +174,11 @@ def matmul_peak(n: int = 1024, repeats: int = 10) -> float:
 
 
 def _rate(run: Callable[[int], None], steps: int, runs: int, budget: float = 1.5) -> float:
-    """Run-steps per second of ``run``: ``run(steps)`` minus ``run(0)`` (the engine's
-    ``run(0)`` is its record alone), after a compiling call; the median of as many timings as
-    fit in ``budget`` seconds, at most three, at least one."""
-    run(0)
-    run(1)
-    rates, spent = [], 0.0
-    while len(rates) < 3 and (not rates or spent < budget):
-        start = time.perf_counter()
-        run(0)
-        mid = time.perf_counter()
-        run(steps)
-        end = time.perf_counter()
-        spent += end - start
-        rates.append(runs * steps / max((end - mid) - (mid - start), 1e-6))
-    return float(np.median(rates))
+    """Run-steps per second of ``run``: the time of ``run(steps)`` less that of ``run(0)``
+    (the engine's ``run(0)`` is its record alone), each by :func:`median_seconds` (at most
+    three timings, half of ``budget`` each)."""
+    base = median_seconds(lambda: run(0), 3, budget / 2)
+    return runs * steps / max(median_seconds(lambda: run(steps), 3, budget / 2) - base, 1e-6)
 
 
 def training(

@@ -87,11 +87,12 @@ def budget(plan: Any, rates: Sequence[dict] = (), *, peak: float | None = None,
 
     Every grid (and the tuning) is counted in optimiser steps per network and regulariser;
     each count is divided by the measured steps per second per run of the batched engine
-    for that network (``none`` and ``mgs_trace`` are measured, the penalty with the trace
-    method the plan trains; other regularisers scale the plain rate by their ``step_cost``,
-    ``mgs_logdet`` the exact trace's), at the largest measured number of runs not above
-    the group's. Records and compilation are not included. The benchmark times networks on
-    MNIST's 28 x 28 digits, so the regression plans' faces have no measured rate.
+    for that network (``none`` and ``mgs_trace`` are measured): a regulariser whose step
+    evaluates the MGS kernel (its family's ``kernel``) takes the rate of that trace method,
+    the others the plain rate, each divided by its ``step_cost``; at the largest measured
+    number of runs not above the group's. Records and compilation are not included. The
+    benchmark times networks on MNIST's 28 x 28 digits, so the regression plans' faces have
+    no measured rate.
 
     Each count is also multiplied by the arithmetic of one step (:func:`step_flops`), and
     divided by ``peak``: the time that no way of running the plan can beat on a device that
@@ -127,11 +128,8 @@ def budget(plan: Any, rates: Sequence[dict] = (), *, peak: float | None = None,
         reg = e.regulariser
         if e.data.task != "mnist":
             return float("nan")
-        if reg.name in ("mgs_trace", "mgs_logdet"):
-            method = reg.method if reg.name == "mgs_trace" else "structured"
-            key = ("mgs_trace", _trace_method(method))
-        else:
-            key = ("none", "-")
+        method = reg.family.kernel(reg)
+        key = ("none", "-") if method is None else ("mgs_trace", _trace_method(method))
         options = sorted(measured.get((_NAMES.get(e.model.name, e.model.name), *key), []))
         if not options:
             return float("nan")

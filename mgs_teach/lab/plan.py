@@ -28,6 +28,7 @@ __all__ = [
     "TestBench",
     "TraceCheck",
     "Tuning",
+    "PLAN_OPTIONS",
     "plan_options",
 ]
 
@@ -346,9 +347,16 @@ CANDIDATES = (
 )
 
 
+#: The options, beyond its strength, that a regulariser trains with in every plan (data of
+#: the plans, as their JSON would give them): a cyclical rate with a cycle of 300 steps
+#: (about three epochs). ``"method"`` stands for the plan's trace method.
+PLAN_OPTIONS: dict[str, dict[str, Any]] = {
+    "mgs_trace": {"method": "auto"},
+    "cyclical_lr": {"cycle_steps": 300},
+}
+
+
 def plan_options(name: str, method: str = "auto") -> dict[str, Any]:
-    """The options a regulariser trains with in every plan: the trace method of the MGS
-    penalty, and a cyclical rate with a cycle of 300 steps (about three epochs)."""
-    if name == "mgs_trace":
-        return {"method": method}
-    return {"cycle_steps": 300} if name == "cyclical_lr" else {}
+    """:data:`PLAN_OPTIONS` of regulariser ``name``, with the plan's trace ``method``."""
+    options = dict(PLAN_OPTIONS.get(name, {}))
+    return options | {"method": method} if "method" in options else options

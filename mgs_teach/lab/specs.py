@@ -23,7 +23,7 @@ from mgs_teach import data as D
 from mgs_teach import faces
 from mgs_teach.models import FCN, AlexNet, LeNet5
 
-__all__ = ["ACTIVATIONS", "NETWORKS", "DataSpec", "FacesSpec", "ModelSpec", "mnist_pool"]
+__all__ = ["ACTIVATIONS", "NETWORKS", "TASKS", "DataSpec", "FacesSpec", "ModelSpec", "mnist_pool"]
 
 #: The FCN's nonlinearities, by name.
 ACTIVATIONS: dict[str, Callable] = {"relu": jax.nn.relu, "gelu": jax.nn.gelu, "tanh": jax.nn.tanh}
@@ -146,8 +146,8 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         _as_ints(self, "n_train", "n_val", "n_test")
-        if self.task not in ("mnist", "two_circles"):
-            raise ValueError(f"unknown task {self.task!r}; choose mnist or two_circles")
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if not 0 <= self.label_noise <= 1:
             raise ValueError(f"label_noise must lie in [0, 1], got {self.label_noise}")
         if self.noise not in D.NOISE_CONVENTIONS:
@@ -171,32 +171,39 @@ class DataSpec:
         """``(x_train, y_train, x_eval, y_eval)`` of one seed: the evaluation set is the test
         set, or the validation set if ``n_val > 0``. The MNIST test set is the same array for
         every seed."""
-        if self.task == "two_circles":
-            n = self.n_train + self.n_val
-            x, y = D.two_circles(n + self.n_test, noise=self.circle_noise, seed=seed)
-            y_noisy = D.flip_labels(y[:n], self.label_noise, n_classes=2, seed=seed + 1,
-                                    convention=self.noise)  # fmt: skip
-            if self.n_val:
-                return (
-                    x[: self.n_train],
-                    y_noisy[: self.n_train],
-                    x[self.n_train : n],
-                    y_noisy[self.n_train :],
-                )
-            return x[:n], y_noisy, x[n:], y[n:]
-        pool = mnist_pool(self.source)
-        n = self.n_train + self.n_val
-        x_tr, y_tr, x_te, y_te = D.corrupted_mnist(n, label_noise=self.label_noise,
-                                                   convention=self.noise, blur=self.blur,
-                                                   seed=seed, data=pool)  # fmt: skip
-        if self.n_val:
-            return (
-                x_tr[: self.n_train],
-                y_tr[: self.n_train],
-                x_tr[self.n_train :],
-                y_tr[self.n_train :],
-            )
-        return x_tr, y_tr, x_te, y_te
+        return TASKS[self.task](self, seed)
+
+
+def _split(spec: DataSpec, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The validation part of ``(x, y)``, whose first ``n_train`` samples are for training."""
+    return x[spec.n_train : spec.n_train + spec.n_val], y[spec.n_train : spec.n_train + spec.n_val]
+
+
+def _two_circles(spec: DataSpec, seed: int) -> tuple[np.ndarray, ...]:
+    n = spec.n_train + spec.n_val
+    x, y = D.two_circles(n + spec.n_test, noise=spec.circle_noise, seed=seed)
+    y_noisy = D.flip_labels(y[:n], spec.label_noise, n_classes=2, seed=seed + 1,
+                            convention=spec.noise)  # fmt: skip
+    if spec.n_val:
+        return (x[: spec.n_train], y_noisy[: spec.n_train], *_split(spec, x[:n], y_noisy))
+    return x[:n], y_noisy, x[n:], y[n:]
+
+
+def _mnist(spec: DataSpec, seed: int) -> tuple[np.ndarray, ...]:
+    x_tr, y_tr, x_te, y_te = D.corrupted_mnist(
+        spec.n_train + spec.n_val, label_noise=spec.label_noise, convention=spec.noise,
+        blur=spec.blur, seed=seed, data=mnist_pool(spec.source))  # fmt: skip
+    if spec.n_val:
+        return (x_tr[: spec.n_train], y_tr[: spec.n_train], *_split(spec, x_tr, y_tr))
+    return x_tr, y_tr, x_te, y_te
+
+
+#: The registry of tasks: a :class:`DataSpec`'s ``task`` (a name in its JSON) and the
+#: function that draws its data, ``load(spec, seed)``.
+TASKS: dict[str, Callable[[DataSpec, int], tuple[np.ndarray, ...]]] = {
+    "two_circles": _two_circles,
+    "mnist": _mnist,
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,7 +65,7 @@ def read_mnist(plan: Any, out: str | Path) -> dict[str, Any]:
         if network in tuning:
             base, grid = tuning[network]
             runs = Store(out / "tuning").read_grid(grid, seeds)
-            best[network], table = select(grid, runs, seeds, base.data.loss)
+            best[network], table = select(grid, runs, seeds)
             tables.append(table.assign(model=network))
     results: dict[str, Any] = {"best": best}
     for name, grid in plan.grids(best).items():

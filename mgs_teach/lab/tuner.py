@@ -48,8 +48,8 @@ def tuning_grid(
             for name, values in candidates.items() for s in values]  # fmt: skip
 
 
-def select(grid: Sequence[Experiment], runs: pd.DataFrame, seeds: Iterable[int],
-           loss: str = "cross_entropy") -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
+def select(grid: Sequence[Experiment], runs: pd.DataFrame,
+           seeds: Iterable[int]) -> tuple[dict[str, float], pd.DataFrame]:  # fmt: skip
     """Apply :data:`SELECTION_RULE` to the runs of a tuning grid.
 
     Why accuracy and not loss: the validation labels carry the same label noise as the
@@ -65,8 +65,6 @@ def select(grid: Sequence[Experiment], runs: pd.DataFrame, seeds: Iterable[int],
     runs : pandas.DataFrame
         Their runs (with ``key``, ``seed`` and ``status`` columns).
     seeds : iterable of int
-    loss : str
-        The task's loss: ``"mse"`` ranks by the validation loss alone.
 
     Returns
     -------
@@ -91,10 +89,9 @@ def select(grid: Sequence[Experiment], runs: pd.DataFrame, seeds: Iterable[int],
                          else float(val_loss.iloc[0]),
                          diverged=bool(diverged)))  # fmt: skip
     table = pd.DataFrame(rows)
-    if loss == "mse":  # regression: zero-mean target noise adds a constant to the MSE
-        order = table.sort_values(["val_loss"], ascending=True)
-    else:
-        order = table.sort_values(["val_acc", "val_loss"], ascending=[False, True])
+    # a regression has no accuracy (all -inf): its validation loss alone ranks it (zero-mean
+    # target noise adds the same constant to every MSE)
+    order = table.sort_values(["val_acc", "val_loss"], ascending=[False, True])
     best_idx = order.groupby("regulariser", sort=False).head(1).index
     table["best"] = table.index.isin(best_idx)
     best = dict(zip(table.loc[best_idx, "regulariser"], table.loc[best_idx, "strength"]))
@@ -141,7 +138,7 @@ def tune(
     seeds = list(seeds)
     grid = tuning_grid(base, candidates, n_val, options)
     runs = run_grid(grid, seeds, out, progress=progress, share=share, stop=stop)
-    return select(grid, runs, seeds, base.data.loss)
+    return select(grid, runs, seeds)
 
 
 def plan_tuning(plan: Any) -> dict[str, tuple[Experiment, list[Experiment]]]:

@@ -5,7 +5,6 @@ the reference loop's compiled programs (cached by their arguments) are compiled 
 process, whichever module asks first.
 """
 
-import jax.numpy as jnp
 import numpy as np
 
 from mgs_teach.config import Config
@@ -14,10 +13,10 @@ from mgs_teach.lab import engine
 from mgs_teach.lab.experiment import Experiment
 from mgs_teach.lab.plan import MNISTPlan, Table, TestBench, Tuning
 from mgs_teach.lab.specs import DataSpec, ModelSpec
-from mgs_teach.models import FCN
 from mgs_teach.penalties import regulariser
 
-CFG = Config(epochs=4, batch_size=16, n_records=5, monitor_size=8, learning_rate=0.2)
+from ..helpers import CFG, make_model  # noqa: F401  (one object for every test module)
+
 STRENGTHS = dict(
     none=(0.0, 0.0),
     weight_decay=(1e-2, 3e-2),
@@ -30,10 +29,6 @@ STRENGTHS = dict(
     mgs_logdet=(1e-2, 3e-2),
 )
 COLUMNS = ["step", "epoch", "lr", "train_loss", "test_loss", "test_acc", "trace", "logdet"]
-
-
-def make_model(dropout, rngs):
-    return FCN(2, 2, depth=2, width=16, activation=jnp.tanh, dropout=dropout, rngs=rngs)
 
 
 def data(seed, noise=0.2):

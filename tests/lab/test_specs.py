@@ -10,7 +10,7 @@ import pytest
 from mgs_teach.config import Config
 from mgs_teach.lab import specs as S
 from mgs_teach.lab.experiment import Experiment
-from mgs_teach.lab.specs import DataSpec, FacesSpec, ModelSpec
+from mgs_teach.lab.specs import TASKS, DataSpec, FacesSpec, ModelSpec
 from mgs_teach.penalties import regulariser
 
 
@@ -36,6 +36,17 @@ def test_a_model_spec_builds_its_network_with_the_named_activation():
     x = np.ones((5, 2), np.float32)
     assert spec()(x).shape == (5, 3)
     assert spec.name == "fcn-1x4-tanh" and ModelSpec("lenet5").name == "lenet5"
+
+
+def test_every_task_of_the_registry_draws_its_data():
+    """A task's name picks its loader in TASKS, the registry, and nowhere else."""
+    assert set(TASKS) == {"mnist", "two_circles"}
+    x_tr, y_tr, x_te, y_te = DataSpec("mnist", 20, source="offline").load(0)
+    assert x_tr.shape[0] == 20 and x_tr.shape[1:] == x_te.shape[1:] and y_te.ndim == 1
+    x_tr, y_tr, x_te, y_te = DataSpec("two_circles", 20, n_test=7).load(0)
+    assert x_tr.shape == (20, 2) and x_te.shape == (7, 2)
+    with pytest.raises(ValueError, match="choose one of two_circles, mnist"):
+        DataSpec("cifar", 10)
 
 
 def test_validation_data_come_from_the_noisy_source_never_the_test_set():

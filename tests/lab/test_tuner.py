@@ -62,7 +62,7 @@ def test_select_takes_the_best_final_validation_accuracy_ties_to_the_lower_loss(
 def test_select_ranks_a_regression_by_its_validation_loss_alone():
     grid = tuning_grid(BASE, {"weight_decay": [1e-3, 1e-2]}, 16)
     runs = fake_runs(grid, [(0.0, 0.5), (0.0, 0.4)]).assign(test_acc=np.nan)
-    best, table = select(grid, runs, [0, 1], loss="mse")
+    best, table = select(grid, runs, [0, 1])
     assert best == {"weight_decay": 1e-2} and table["best"].tolist() == [False, True]
 
 
