@@ -10,6 +10,10 @@ kernel`` and then ``kernel.mgs_trace(...)`` counts as ``mgs_teach.kernel.mgs_tra
 
 An object a chapter uses but the reference page cannot show (not in its module's
 ``__all__``) is a warning, so the links cannot silently break under ``-W``.
+
+A module's constant is shown by its name, its type and a one-line summary (the first
+paragraph of its docstring), never by its value: ``autodoc_default_options`` in
+``_config.yml`` sets ``no-value``, and :func:`constant_summary` writes the rest.
 """
 
 from __future__ import annotations
@@ -133,6 +137,55 @@ def _builder_inited(app: Any) -> None:
     app.env.mgs_by_chapter, app.env.mgs_by_object = by_chapter, by_object
 
 
+_CODE = re.compile(r"(:[\w:+.-]+:`[^`]+`|``.+?``|`[^`]+`)")
+
+
+def describe_type(value: Any) -> str:
+    """The type of a constant in words, with its size for a container: ``dict`` of 4 entries."""
+    name = f"``{type(value).__name__}``"
+    if isinstance(value, dict):
+        return f"{name} of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return f"{name} of {len(value)} {'item' if len(value) == 1 else 'items'}"
+    return name
+
+
+def constant_summary(lines: list[str], value: Any, annotated: bool) -> list[str]:
+    """A constant's entry: the first paragraph of its docstring on one line, then its type.
+
+    A colon outside code would read, to napoleon, as "type: description" (and print the
+    start of the sentence as the type); it becomes a dash. The type line is left out when the
+    constant has an annotation, which autodoc shows beside its name.
+    """
+    paragraph = []
+    for line in lines:
+        if not line.strip():
+            if paragraph:
+                break
+            continue
+        paragraph.append(line.strip())
+    text = " ".join(paragraph)
+    pieces = _CODE.split(text)
+    colon = re.compile(r"(?<!:):(?!:)\s*")
+    text = "".join(p if i % 2 else colon.sub(" – ", p) for i, p in enumerate(pieces))
+    out = [text] if text else []
+    if not annotated:
+        out += ["", f"*Type:* {describe_type(value)}."]
+    return out
+
+
+def _constant(app: Any, what: str, name: str, obj: Any, options: Any, lines: list) -> None:
+    """Before napoleon: a module-level constant's docstring becomes its summary and type."""
+    if what != "data":
+        return
+    module, _, attr = name.rpartition(".")
+    try:
+        annotations = getattr(importlib.import_module(module), "__annotations__", {})
+    except ImportError:
+        annotations = {}
+    lines[:] = constant_summary(lines, obj, attr in annotations)
+
+
 def _rubrics(lines: list[str]) -> None:
     """Turn reST section titles of a module docstring into rubrics (no sections in a directive)."""
     for i in range(len(lines) - 1):
@@ -172,6 +225,7 @@ def _doctree(app: Any, doctree: nodes.document) -> None:
 
 def setup(app: Any) -> dict:
     app.connect("builder-inited", _builder_inited)
+    app.connect("autodoc-process-docstring", _constant, priority=400)  # napoleon's is 500
     app.connect("autodoc-process-docstring", _docstring)
     app.connect("doctree-read", _doctree, priority=400)
     return {"parallel_read_safe": False, "parallel_write_safe": True}

@@ -63,6 +63,7 @@ def stage(src: Path, *, executed: Path | None, branch: str | None) -> None:
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "book", src / "book", ignore=shutil.ignore_patterns("*.ipynb"))
     shutil.copytree(ROOT / "_ext", src / "_ext")  # the book's local Sphinx extension
+    shutil.copytree(ROOT / "_static", src / "_static")  # the book's stylesheet
     config = student_config(executed=executed is not None, branch=branch)
     (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     for path in chapters():

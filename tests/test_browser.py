@@ -3,6 +3,12 @@
 Each page is served from localhost (nothing else is reachable), and a full-page screenshot
 is saved to ``<build>/screenshots/``. Needs Debian's ``chromium`` package; without it these
 tests skip, unless ``MGS_BROWSER_TESTS=required`` (as ``.ci/run`` sets), when they fail.
+
+Every page is also read at a 1280 px viewport, with its dropdowns (solutions, hidden cells)
+opened, for what a reader would see cut: an output area, a table or a display equation wider
+than its box or its scroll container; and for placeholder text ("pending", "not timed in
+this build") in the prose and outputs of the full edition. Each check names every page and
+element at fault, not only the first.
 """
 
 import functools
@@ -48,6 +54,54 @@ IMAGES = """async () => Promise.all([...document.images].map(async (img) => {
   return {src: img.getAttribute("src"), alt: img.getAttribute("alt") || "",
           width: img.naturalWidth};
 }))"""
+
+
+# Every output area, table and display equation of the article whose content is wider than its
+# own box or than the nearest ancestor that scrolls or clips it (a scrolled box hides part of
+# its line until the reader scrolls; a clipped one hides it for good).
+OVERFLOW = """() => {
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  document.querySelectorAll(".toggle-hidden").forEach((e) => e.classList.remove("toggle-hidden"));
+  const article = document.querySelector("article") || document.body;
+  const kinds = [
+    ["output", ".cell_output .output, .cell_output pre"],
+    ["table", "table"],
+    ["equation", "div.math, mjx-container[display='true']"],
+  ];
+  const wide = (el) => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1;
+  const container = (el) => {
+    for (let p = el.parentElement; p && p !== article.parentElement; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== "visible") return p;
+    }
+    return null;
+  };
+  const name = (el) => {
+    const cls = [...el.classList].slice(0, 3).join(".");
+    const id = el.id || (el.closest("[id]") || {}).id || "";
+    return `${el.tagName.toLowerCase()}${cls ? "." + cls : ""}${id ? " near #" + id : ""}`;
+  };
+  const found = [], seen = new Set();
+  for (const [kind, selector] of kinds) {
+    for (const el of article.querySelectorAll(selector)) {
+      for (const box of [el, container(el)]) {
+        if (!box || seen.has(box) || !wide(box)) continue;
+        seen.add(box);
+        const text = (el.innerText || el.textContent || "").replace(/\\s+/g, " ").trim();
+        found.push(`${kind} ${name(el)} (${box.scrollWidth} > ${box.clientWidth} px` +
+                   `${box === el ? "" : " in " + name(box)}): ${[...text].slice(0, 60).join("")}`);
+      }
+    }
+  }
+  return found;
+}"""
+
+# The text a reader sees in the article: prose and outputs, not the code of the cells.
+READER_TEXT = """() => {
+  const article = (document.querySelector("article") || document.body).cloneNode(true);
+  article.querySelectorAll(".cell_input, script, style").forEach((e) => e.remove());
+  return article.textContent;
+}"""
+PLACEHOLDERS = re.compile(r"\bpending\b|not timed in this build", re.I)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -131,6 +185,38 @@ def test_page_renders(browser, site, screenshots, name):
     page.screenshot(path=str(screenshots / (name.replace("/", "__") + ".png")), full_page=True)
     page.close()
     assert problems == []
+
+
+@pytest.fixture(scope="module")
+def pages(browser, site):
+    """Every page, opened once at a 1280 px viewport with its math typeset: ``{name: page}``."""
+    opened = {}
+    for name in PAGES:
+        page, _ = open_page(browser, f"{site}/{name}")
+        if page.locator(".math").count() > 0:
+            page.wait_for_function("() => window.MathJax && MathJax.startup && "
+                                   "MathJax.startup.promise")  # fmt: skip
+            page.evaluate("() => MathJax.startup.promise")
+        opened[name] = page
+    yield opened
+    for page in opened.values():
+        page.close()
+
+
+def test_nothing_overflows_horizontally(pages):
+    """No output area, table or display equation is wider than its box at 1280 px."""
+    found = [f"{name}: {what}" for name, page in pages.items() for what in page.evaluate(OVERFLOW)]
+    assert not found, f"{len(found)} cut horizontally at 1280 px:\n" + "\n".join(found)
+
+
+def test_no_placeholder_reaches_the_full_edition(pages):
+    """No "pending" or "not timed in this build" in the prose or the outputs of any page."""
+    found = []
+    for name, page in pages.items():
+        text = " ".join(page.evaluate(READER_TEXT).split())
+        found += [f"{name}: ...{text[max(0, m.start() - 60) : m.end() + 30]}..."
+                  for m in PLACEHOLDERS.finditer(text)]  # fmt: skip
+    assert not found, f"{len(found)} placeholders:\n" + "\n".join(found)
 
 
 def test_search_finds_the_kernel(browser, site, screenshots):

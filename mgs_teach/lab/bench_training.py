@@ -55,8 +55,7 @@ __all__ = [
 
 #: The training benchmark's models: ``name -> (model, data, config, steps, trace method)``.
 #: ``steps`` is how many optimiser steps each timing trains per run. LeNet-5's MGS penalty
-#: uses the Hutchinson trace, as the ``cpu`` plan does (its exact trace costs about nine plain
-#: steps on a CPU).
+#: uses the Hutchinson trace, as the ``cpu`` plan does.
 TRAINING_MODELS = {
     "two_circles_mlp": (ModelSpec("fcn", d_in=2, d_out=2, depth=3, width=128),
                         DataSpec("two_circles", 100, label_noise=0.3, noise="other", n_test=1000),

@@ -11,7 +11,8 @@
     each network at 60 % noise, 100 epochs): both networks peak near epoch 10 (FCN 80 %,
     LeNet-5 86 %) and are below 57 % by epoch 35, so 35 epochs show the decline the claim is
     about, with one record per epoch. LeNet-5's MGS penalty uses the one-probe Hutchinson
-    estimate of tr K (its exact trace costs 9 plain steps on a CPU, the estimate 1.3), and
+    estimate of tr K (a penalised step costs 2.8 plain steps when runs train one at a time,
+    3.6 to 4.3 in the batched engine: ``results/bench/training-cpu.json``), and
     :class:`TraceCheck` trains both side by side. Results under ``results/mnist-cpu/``.
     Its test bench (Appendix F, a command of its own, results under
     ``results/testbench-cpu/``): the FCN at 4 sizes x 5 noise levels, 3 runs, 35 epochs.
@@ -160,9 +161,9 @@ REGRESSION_QUICK = MNISTPlan(
     figure3=None, figure4=None,
 )  # fmt: skip
 
-#: The ``cpu`` plan keeps the paper's epochs and batch, on 32 x 32 faces (a LeNet-5 step on
-#: 48 x 48 faces costs 90 ms plain and 260 ms penalised on a 2-core CPU, which would take the
-#: plan past an hour) and 3 runs per entry; its penalty is the one-probe estimate of tr K.
+#: The ``cpu`` plan keeps the paper's epochs and batch, on 32 x 32 faces (a convolution's
+#: cost grows with the image's area: larger faces would take the plan past an hour) and 3
+#: runs per entry; its penalty is the one-probe estimate of tr K.
 REGRESSION_CPU = MNISTPlan(
     name="cpu", task="faces", source="procedural", noise="uniform", n_records=20,
     monitor_size=4, batch_size=128, image_size=32, n_test=500,

@@ -20,7 +20,7 @@ def number(value: float, digits: int = 2) -> str:
     """``value`` with ``digits`` significant figures and thousands separators (``1,234``)."""
     if value != value:  # NaN
         return "n/a"
-    if abs(value) >= 10 ** digits:
+    if abs(value) >= 10**digits:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
