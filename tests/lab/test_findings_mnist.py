@@ -1,0 +1,176 @@
+"""The MNIST chapter's findings: computed from crafted runs, then from the committed ones."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mgs_teach import paper
+from mgs_teach.lab import summaries
+from mgs_teach.lab.findings import mnist as F
+
+METHODS = ["none", "dropout", "weight_decay", "param_gradient", "mgs_trace"]
+NOISES = [0.0, 0.3, 0.6, 0.8]
+
+
+def history(noise, reg, acc, seed, *, growth=1.0, n_train=100, diverged=False, steps=6):
+    """One run: a flat test accuracy ``acc`` and tr K growing by ``exp(growth)``."""
+    step = np.arange(steps)
+    return pd.DataFrame(dict(
+        step=step, epoch=step.astype(float), test_acc=acc, train_loss=0.5 + 0.1 * seed,
+        trace=100 * np.exp(growth * step / (steps - 1)), label_noise=noise, regulariser=reg,
+        seed=seed, n_train=n_train, model="fcn", epochs=steps, key=f"{reg}-{noise}-{n_train}",
+        status="diverged" if diverged else "finished"))  # fmt: skip
+
+
+def table_runs(
+    acc, growth=lambda p, r: 1 + METHODS.index(r) / 10, diverged=(), n_train=100, seeds=2
+):
+    """Runs of every method and noise level: ``acc(p, r)`` is the accuracy of both seeds
+    (plus and minus 0.001); ``diverged`` holds the ``(p, r, seed)`` that diverged."""
+    frames = [history(p, r, acc(p, r) + (0.001 if s else -0.001), s, growth=growth(p, r),
+                      n_train=n_train, diverged=(p, r, s) in diverged)
+              for p in NOISES for r in METHODS for s in range(seeds)]  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+BASE = {"none": 0.50, "dropout": 0.70, "weight_decay": 0.60, "param_gradient": 0.80,
+        "mgs_trace": 0.75}  # fmt: skip
+
+
+def lg_wins(p, r):
+    """Accuracy falling with noise; Loss grad. first, MGS second, at every level."""
+    return BASE[r] - 0.3 * p
+
+
+def test_mgs_second_behind_loss_grad_says_second_and_names_the_winner():
+    f = F.mnist_findings({"table1": table_runs(lg_wins)})
+    t = f.texts()
+    assert list(f.verdicts["mgs_rank"]) == [2, 2, 2, 2]
+    assert t["table1_ranks"] == "2nd of 5 at 0, 30, 60 and 80 %"
+    assert t["table1_winners"] == "Loss grad. at 0, 30, 60 and 80 %"
+    assert t["table1_behind"] == "5.00 points"
+    assert t["mgs_best"] == "0 of 4" and t["mgs_best_where"] == "no entry"
+    # 5 points apart with runs 0.14 points apart: the gap is not within the noise
+    assert t["close"] == "0 of 4"
+
+
+def test_mgs_best_everywhere_and_a_method_whose_runs_all_diverged_ranks_last():
+    acc = lambda p, r: {**BASE, "mgs_trace": 0.9}[r] - 0.3 * p
+    runs = table_runs(acc, diverged={(0.0, "param_gradient", 0), (0.0, "param_gradient", 1)})
+    f = F.mnist_findings({"fcn_table": runs})
+    t = f.texts()
+    assert t["fcn_table_ranks"] == "1st of 5 at 0, 30, 60 and 80 %"
+    assert t["mgs_best_where"] == "every noise level of Table D.2"
+    assert t["fcn_table_lead"] == "10.00 to 20.00 points"
+    at0 = f.verdicts.iloc[0]
+    assert at0["methods"] == 5 and at0["mgs_margin"] == pytest.approx(100 * (0.9 - 0.7))
+    assert t["div_method"] == "Loss grad." and t["div_levels"] == "0 %"
+    assert t["div_tables"] == "2 of 2" and t["div_others"] == "no other run diverged"
+    assert t["div_why"].startswith("we don't know yet")
+
+
+def test_the_papers_tables_give_mgs_seven_of_eight_entries_and_dropout_the_other():
+    v = F.rank_verdicts({n: paper.frame(n) for n in paper.TABLES})
+    assert int((v["mgs_rank"] == 1).sum()) == 7
+    miss = v[v["mgs_rank"] > 1].iloc[0]
+    assert (miss["table"], miss["label_noise"], miss["best"]) == ("table1", 0.0, "Dropout")
+    t = F.mnist_findings({"table1": table_runs(lg_wins), "fcn_table": table_runs(lg_wins)}).texts()
+    assert t["paper_mgs_best"] == "7 of 8"
+    assert t["paper_exceptions"] == "at 0 % of Table 1, where Dropout has 95.8 and MGS 95.2"
+    assert t["paper_max_sd"] == "Loss grad.'s 74.9 ± 22.0 at 0 % of Table D.2"
+
+
+def test_a_positive_pooled_correlation_is_said_against_the_papers_sign():
+    # within each noise level, slower growth goes with higher accuracy (the paper's sign);
+    # across levels, noise slows the growth and lowers the accuracy: pooled, the sign flips
+    growth = lambda p, r: 10 * (1 - p) + (1 - BASE[r])
+    c = F.growth_correlations({"table1": table_runs(lg_wins, growth)},
+                              {"table1": F.entries(table_runs(lg_wins, growth))})  # fmt: skip
+    row = c.iloc[0]
+    assert row["rho"] > 0 and row["rho_noise"] < 0
+    assert all(r == pytest.approx(-1.0) for r in row["within"].values())
+    assert (row["slower"], row["regularised"]) == (16, 16)
+    t = F.mnist_findings({"table1": table_runs(lg_wins, growth)}).texts()
+    assert t["rho_sign"] == "positive in both tables, against the paper's negative sign"
+    assert t["within_negative"] == "4 of 4" and t["table1_rho"].startswith("+")
+
+
+def test_the_papers_sign_is_said_when_it_holds():
+    growth = lambda p, r: 1 - BASE[r] + p  # lower accuracy, faster growth, everywhere
+    t = F.mnist_findings({"table1": table_runs(lg_wins, growth)}).texts()
+    assert t["rho_sign"] == "negative in both tables, the paper's sign"
+
+
+def bench_runs(acc, diverged=()):
+    return pd.concat([table_runs(acc, diverged=diverged, n_train=n) for n in (250, 1000)])
+
+
+def test_the_bench_says_which_method_does_not_fall_with_noise_and_where():
+    acc = lambda p, r: 0.4 + 0.3 * p if r == "param_gradient" and p < 0.5 else lg_wins(p, r)
+    dead = {(0.0, "param_gradient", s) for s in (0, 1)}
+    bench = {"testbench": pd.concat([table_runs(acc, n_train=250),
+                                     table_runs(acc, diverged=dead, n_train=1000)])}  # fmt: skip
+    f = F.mnist_findings({"table1": table_runs(lg_wins)}, bench)
+    t = f.texts()
+    assert t["tb_falling"] == "Unregularised, Dropout, Weight and MGS"
+    assert t["tb_panels"] == "in the panels of Unregularised, Dropout, Weight and MGS"
+    rises = t["tb_not_falling"]
+    assert rises.startswith("Loss grad.'s final rises with the noise at 250 samples from 0 to 60 %")
+    assert "(40.0 → 49.0 → 62.0 %)" in rises and "at 1,000 samples from 30 to 60 %" in rises
+    assert rises.endswith("every run diverged at 1,000 samples, 0 %")
+    assert t["div_bench_sizes"] == "0 of 2 at 250 samples and 2 of 2 at 1,000 samples"
+    assert t["div_bench_from"] == "2 of 2 at 1,000 samples and more"
+    assert t["tb_mgs_best"] == "4 of 8"  # where Loss grad. is low or diverged
+
+
+def test_a_bench_where_every_method_falls_says_every_panel():
+    f = F.mnist_findings({"table1": table_runs(lg_wins)}, {"testbench": bench_runs(lg_wins)})
+    assert f.texts()["tb_panels"] == "in every panel"
+    assert f.monotone["rises"].map(len).sum() == 0
+
+
+def test_the_cost_of_a_penalised_step_and_the_trace_check():
+    speeds = [("none", "sequential", 1, 300.0), ("mgs_trace", "sequential", 1, 100.0),
+              ("none", "batched", 1, 400.0), ("mgs_trace", "batched", 1, 100.0),
+              ("none", "batched", 8, 300.0), ("mgs_trace", "batched", 8, 100.0)]  # fmt: skip
+    rows = [dict(model="lenet5", penalty=p, engine=e, runs=r, steps_per_s_per_run=v)
+            for p, e, r, v in speeds]  # fmt: skip
+    exact = history(0.6, "mgs_trace", 0.8, 0).assign(method="auto")
+    estimate = history(0.6, "mgs_trace", 0.81, 0, growth=1.1).assign(method="hutchinson")
+    check = pd.concat([exact, estimate])
+    t = F.mnist_findings(
+        {"table1": table_runs(lg_wins), "trace_check": check}, cost_rows=rows
+    ).texts()
+    assert t["cost_sequential"] == "3.0" and t["cost_batched"] == "3.0 to 4.0"
+    assert t["trace_acc_gap"] == "1.0"
+
+
+@pytest.fixture(scope="module")
+def committed():
+    cpu = summaries.load_mnist_results(summaries.results_dir("mnist-cpu"))
+    bench = summaries.load_testbench_results(summaries.results_dir("testbench-cpu"))
+    rows = json.loads((summaries.results_dir("bench") / "training-cpu.json").read_text())
+    return cpu, bench, F.mnist_findings(cpu, bench, rows)
+
+
+def test_the_committed_results_agree_with_their_own_summaries(committed):
+    cpu, bench, f = committed
+    summary = json.loads((summaries.results_dir("mnist-cpu") / "summary.json").read_text())
+    for row in f.verdicts.itertuples():
+        cells = summary["tables"][row.table]["entries"][f"{row.label_noise:.0%}"]
+        finals = {m: -np.inf if e["final"] is None else e["final"] for m, e in cells.items()}
+        order = sorted(finals, key=finals.get, reverse=True)
+        assert row.mgs_rank == order.index("MGS") + 1 and row.best == order[0]
+    diverged = sum(e["diverged"] for t in summary["tables"].values()
+                   for c in t["entries"].values() for e in c.values())  # fmt: skip
+    bench_summary = json.loads(
+        (summaries.results_dir("testbench-cpu") / "summary.json").read_text()
+    )
+    diverged += sum(e["diverged"] for s in bench_summary["entries"].values()
+                    for c in s.values() for e in c.values())  # fmt: skip
+    assert f.divergence["diverged"].sum() == diverged == len(f.diverged)
+    texts = f.texts()
+    assert all(isinstance(v, str) and v for v in texts.values())
+    assert "nan" not in " ".join(texts.values())
