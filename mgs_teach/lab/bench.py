@@ -18,7 +18,8 @@ nt_*               + trace from neural-tangents 0.6.5 (its own pinned environmen
 =================  ===============================================================
 
 ``--json PATH`` writes the table as a list of rows with ``model``, ``method``, ``device``,
-``seconds_per_step`` and ``ratio_to_plain``. neural-tangents only imports on old JAX, so its
+``seconds_per_step`` and ``ratio_to_plain``, and ``<stem>.provenance.json`` beside it (the
+command, commit, machine and versions). neural-tangents only imports on old JAX, so its
 rows run in a separate environment (``.nt-env`` by default; ``--setup-nt`` creates it from
 ``requirements-nt.txt``), on the same weights and inputs, passed through a file.
 
@@ -35,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,9 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mgs_teach.checkpoint import write_atomic
 from mgs_teach.config import Config, Hyper
 from mgs_teach.lab import bench_training
 from mgs_teach.lab.bench_training import median_seconds
+from mgs_teach.lab.provenance import provenance
 from mgs_teach.models import FCN, AlexNet, LeNet5, functional
 from mgs_teach.penalties import regulariser
 from mgs_teach.train import make_step
@@ -345,7 +349,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         argv = argv[1:]
     parser = _parser()
     args = parser.parse_args(argv)
-
+    started = time.time()
     print(f"MGS penalty step benchmark: batch {args.batch}, median of up to {args.repeats} "
           f"repeats within {args.budget:g} s per step, "
           f"jax {jax.__version__} on {jax.devices()[0]}", flush=True)  # fmt: skip
@@ -358,8 +362,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         _nt_rows(args, rows, python)
     print(_table(rows))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
-        print(f"wrote {args.json}")
+        write_atomic(args.json, json.dumps(rows, indent=1))
+        record = {**provenance(" ".join(["python", "-m", "mgs_teach.lab", "bench", *argv]),
+                               started), "wall_s": round(time.time() - started, 1)}  # fmt: skip
+        write_atomic(args.json.with_name(args.json.stem + ".provenance.json"),
+                     json.dumps(record, indent=1))  # fmt: skip
+        print(f"wrote {args.json} and its provenance beside it")
     return rows
 
 

@@ -27,6 +27,9 @@ def test_bench_command_writes_the_table(tmp_path, capsys):
         assert row["model"] == "fcn" and row["seconds_per_step"] > 0
     assert rows[0]["ratio_to_plain"] == 1.0
     assert "x plain" in capsys.readouterr().out
+    record = json.loads((tmp_path / "bench.provenance.json").read_text())
+    assert record["command"].startswith("python -m mgs_teach.lab bench --models fcn")
+    assert record["wall_s"] >= 0 and record["versions"]["jax"]
 
 
 def test_the_penalty_steps_are_the_training_step(capsys):
