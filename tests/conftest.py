@@ -23,11 +23,12 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 # other test has finished, so that it runs alone: it executes two chapters at a time
 # (_ext/parallel_execute.py), one per core, and they share the cores with nothing else.
 
-#: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each), by
-#: file name (``lab/test_engine.py`` is ``test_engine.py``).
+#: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each; the
+#: wheel's, which executes two chapters, several minutes), by file name
+#: (``lab/test_engine.py`` is ``test_engine.py``).
 SLOWEST = (
-    "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py", "test_cli.py",
-    "test_results.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
+    "test_wheel.py", "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py",
+    "test_cli.py", "test_results.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
 )  # fmt: skip
 
 
@@ -169,7 +170,9 @@ def _build_book(out: Path) -> None:
     requirements.txt pins ipykernel for it) runs once more.
     """
     jb = Path(sys.executable).with_name("jupyter-book")
-    env = {**os.environ, "MGS_SCALE": "quick"}
+    # the chapters that tests/test_wheel.py executed from the installed wheel are taken, not
+    # executed again (MGS_EXECUTED in _ext/parallel_execute.py)
+    env = {**os.environ, "MGS_SCALE": "quick", "MGS_EXECUTED": str(out.with_name("executed"))}
     cmd = [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"]
     for attempt in (1, 2):
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)

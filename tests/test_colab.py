@@ -82,6 +82,9 @@ def test_deps_of_this_environment_are_complete():
 
 DECLARED = {Requirement(r).name.lower().replace("_", "-") for r in metadata.requires("mgs-teach")}
 OWN = {"mgs_teach", "google"}  # google.colab: Colab's own, imported only where it exists
+# the library imports these only where they exist, with a fallback (findings: myst-nb's glue,
+# in a book build); a chapter does not import them
+OPTIONAL = {"myst_nb"}
 
 
 def top_level_imports(tree):
@@ -114,7 +117,7 @@ def test_library_imports_only_declared_dependencies():
     for path in (ROOT / "mgs_teach").rglob("*.py"):
         if path.name != "_nt_worker.py":  # runs in the separate neural-tangents environment
             modules += top_level_imports(ast.parse(path.read_text()))
-    assert not undeclared(modules)
+    assert not undeclared(set(modules) - OPTIONAL)
 
 
 # ------------------------------------------------------------------ launch buttons

@@ -33,11 +33,33 @@ __all__ = [
 
 
 def results_dir(name: str) -> Path:
-    """The folder of the committed results ``name`` (for example ``"mnist-cpu"``).
+    """The folder of the stored results ``name`` (for example ``"mnist-cpu"``).
 
-    In a clone of the repository this is ``results/<name>`` beside the package.
+    In a clone of the repository (``pyproject.toml`` and ``results/`` beside the package),
+    ``results/<name>`` of the clone. In an installed wheel, the copy the package carries,
+    ``mgs_teach/_results/<name>`` (``setup.py`` puts the repository's ``results/`` there), and
+    for a plan the wheel has no results of (``"mnist-paper"``, say) ``results/<name>`` under
+    the working folder, where ``python -m mgs_teach.lab`` writes by default. The folder need
+    not exist: the loaders then return ``None``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there are no stored results at all: neither a clone's ``results/`` nor a copy
+        inside the package (a build that left them out).
     """
-    return Path(__file__).resolve().parents[2] / "results" / name
+    package = Path(__file__).resolve().parents[1]
+    clone = package.parent
+    if (clone / "pyproject.toml").is_file() and (clone / "results").is_dir():
+        return clone / "results" / name
+    shipped = package / "_results"
+    if not shipped.is_dir():
+        raise FileNotFoundError(
+            f"no stored results for {name!r}: {package} is neither in a clone of the "
+            "repository (with its results/) nor a package built with them "
+            "(mgs_teach/_results/); install mgs-teach from the repository or its wheel"
+        )
+    return shipped / name if (shipped / name).is_dir() else Path.cwd() / "results" / name
 
 
 def finished(out: str | Path) -> dict[str, Any] | None:
