@@ -213,7 +213,6 @@ def explorer(
         the latest ``fit``, ``title`` and the number of retrains ``n_fits``).
     """
     import ipywidgets as W
-    from IPython.display import display
 
     _colab_widget_manager(W.__version__)
     common = dict(continuous_update=False, style={"description_width": "initial"})
@@ -240,18 +239,19 @@ def explorer(
         new_shape = compiles(values["width"], **kwargs)
         status.value = ("<i>training: a new width, so the program is compiled first (a few "
                         "seconds)...</i>" if new_shape else "<i>training...</i>")  # fmt: skip
-        with output:
-            try:
-                fig, result = fit_and_plot(**values, **kwargs)
-            except Exception as err:  # noqa: BLE001 - show, do not kill the widget
-                output.clear_output(wait=True)
-                print(f"could not train: {type(err).__name__}: {err}")
-                status.value = ""
-                return
-            state.update(fit=result, title=fig._suptitle.get_text(), n_fits=state["n_fits"] + 1)
-            output.clear_output(wait=True)
-            display(fig)
-            plt.close(fig)
+        # the Output's state is set, not captured (`with output:`): a captured output makes
+        # nbclient send on the shell channel while it awaits the cell's reply (nbclient#312)
+        try:
+            fig, result = fit_and_plot(**values, **kwargs)
+        except Exception as err:  # noqa: BLE001 - show, do not kill the widget
+            output.outputs = ()
+            output.append_stdout(f"could not train: {type(err).__name__}: {err}\n")
+            status.value = ""
+            return
+        state.update(fit=result, title=fig._suptitle.get_text(), n_fits=state["n_fits"] + 1)
+        output.outputs = ()
+        output.append_display_data(fig)
+        plt.close(fig)
         status.value = f"retrained in {result.seconds:.2f} s" + (
             " (compiled first)" if new_shape else ""
         )

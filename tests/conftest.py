@@ -167,7 +167,7 @@ def _build_book(out: Path) -> None:
     """Build into ``out``: its log, the notebooks' times and ``problems.txt`` (empty: built).
 
     A build that failed on a cell that timed out (a kernel that lost a message;
-    requirements.txt pins ipykernel for it) runs once more.
+    requirements.txt says why) runs once more.
     """
     jb = Path(sys.executable).with_name("jupyter-book")
     # the chapters that tests/test_wheel.py executed from the installed wheel are taken, not
