@@ -43,8 +43,13 @@ from sphinx.util import logging
 LOGGER = logging.getLogger(__name__)
 
 
-def fingerprint(root: Path, inputs: list[str]) -> str:
-    """A short hash of the files under ``inputs`` (relative to ``root``) and of ``MGS_*``."""
+#: What the chapters' outputs depend on besides their code: ``mgs_execution_inputs``'s default.
+INPUTS = ["mgs_teach", "results"]
+
+
+def fingerprint(root: Path, inputs: list[str], env: dict[str, str] | None = None) -> str:
+    """A short hash of the files under ``inputs`` (relative to ``root``) and of ``MGS_*``
+    (``env``, by default this process's :func:`mgs_env`)."""
     h = hashlib.sha1()
     for name in inputs:
         base = root / name
@@ -52,7 +57,7 @@ def fingerprint(root: Path, inputs: list[str]) -> str:
         for path in files:
             if path.is_file() and "__pycache__" not in path.parts:
                 h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    for key, value in sorted(mgs_env().items()):
+    for key, value in sorted((mgs_env() if env is None else env).items()):
         h.update(f"{key}={value}".encode())
     return h.hexdigest()[:16]
 
@@ -138,10 +143,11 @@ def _code(nb: Any) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
-def executed_copy(path: Path, root: Path) -> tuple[Any, float] | None:
+def executed_copy(path: Path, root: Path, inputs: str) -> tuple[Any, float] | None:
     """The notebook ``path``, executed already: ``$MGS_EXECUTED/<path relative to root>``, if
     its code cells are those of ``path`` and ``<copy>.json`` beside it says it was executed
-    with this build's :func:`mgs_env` (``{"seconds": ..., "env": {...}}``); else ``None``."""
+    with this build's :func:`mgs_env` and library and results, whose :func:`fingerprint` is
+    ``inputs`` (``{"seconds": ..., "env": {...}, "fingerprint": ...}``); else ``None``."""
     import nbformat
 
     folder = os.environ.get("MGS_EXECUTED")
@@ -153,7 +159,9 @@ def executed_copy(path: Path, root: Path) -> tuple[Any, float] | None:
         return None
     meta = json.loads(note.read_text())
     executed = nbformat.read(copy, as_version=4)
-    if meta.get("env") != mgs_env() or _code(executed) != _code(nbformat.read(path, 4)):
+    if meta.get("env") != mgs_env() or meta.get("fingerprint") != inputs:
+        return None
+    if _code(executed) != _code(nbformat.read(path, 4)):
         return None
     return executed, float(meta["seconds"])
 
@@ -178,7 +186,8 @@ def execute_ahead(app: Any) -> None:
     from jupyter_cache.base import CacheBundleIn
 
     base = Path(config.execution_cache_path)
-    cache_path = base / fingerprint(Path(app.srcdir), list(app.config.mgs_execution_inputs))
+    inputs = fingerprint(Path(app.srcdir), list(app.config.mgs_execution_inputs))
+    cache_path = base / inputs
     app.env.mystnb_config = config.copy(execution_cache_path=str(cache_path))
     cache = get_cache(str(cache_path))
 
@@ -192,7 +201,7 @@ def execute_ahead(app: Any) -> None:
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     executed = app.mgs_executed_ahead = set()  # docnames, for reread() below
     for path in list(todo):
-        found = executed_copy(path, Path(app.srcdir))
+        found = executed_copy(path, Path(app.srcdir), inputs)
         if found is not None:
             nb, seconds = found
             record = cache.add_nb_to_project(str(path))
@@ -306,7 +315,7 @@ def write_executed(app: Any, doctree: Any) -> None:
 
 
 def setup(app: Any) -> dict:
-    app.add_config_value("mgs_execution_inputs", ["mgs_teach", "results"], "env")
+    app.add_config_value("mgs_execution_inputs", INPUTS, "env")
     app.add_config_value("mgs_execution_slowest", [], "env")
     app.add_config_value("mgs_execution_alone", [], "env")
     app.connect("builder-inited", execute_ahead, priority=600)  # after myst-nb's config

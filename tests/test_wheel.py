@@ -6,6 +6,7 @@ committed results are copied alone into another folder and executed there, with 
 first on the kernel's path, as Colab runs them after its install cell.
 """
 
+import functools
 import json
 import os
 import re
@@ -150,11 +151,17 @@ def hand_over(nb, name: str, seconds: float, env: dict, folder: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     mgs = {k: v for k, v in env.items() if k.startswith("MGS_")}
+    mgs = {k: mgs[k] for k in mgs if k not in parallel_execute.BUILD_ONLY}
+    # the library and results the wheel was built from, so that a later change to them
+    # makes the build execute the chapter again
     note = {
         "seconds": seconds,
-        "env": {k: mgs[k] for k in mgs if k not in parallel_execute.BUILD_ONLY},
+        "env": mgs,
+        "fingerprint": parallel_execute.fingerprint(ROOT, parallel_execute.INPUTS, mgs),
     }
-    target.with_suffix(".json").write_text(json.dumps(note))
+    part = target.with_suffix(".json.part")  # the note last, and whole: it admits the copy
+    part.write_text(json.dumps(note))
+    os.replace(part, target.with_suffix(".json"))
 
 
 @pytest.mark.book
@@ -189,21 +196,29 @@ def test_the_build_takes_a_chapter_executed_with_its_code_and_scale(tmp_path, mo
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
     (done / "book").mkdir(parents=True)
     nbformat.write(nb, done / "book" / "a.ipynb")
+    (src / "lib").mkdir()
+    (src / "lib" / "m.py").write_text("x = 1\n")
+    env = {"MGS_SCALE": "quick"}
+    inputs = parallel_execute.fingerprint(src, ["lib"], env)
     note = done / "book" / "a.json"
-    note.write_text(json.dumps({"seconds": 3.0, "env": {"MGS_SCALE": "quick"}}))
+    note.write_text(json.dumps({"seconds": 3.0, "env": env, "fingerprint": inputs}))
     for key in [k for k in os.environ if k.startswith("MGS_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("MGS_SCALE", "quick")
-    assert parallel_execute.executed_copy(src / "book" / "a.ipynb", src) is None  # not asked
+    copy = functools.partial(parallel_execute.executed_copy, src / "book" / "a.ipynb", src)
+    assert copy(inputs) is None  # not asked
     monkeypatch.setenv("MGS_EXECUTED", str(done))
-    executed, seconds = parallel_execute.executed_copy(src / "book" / "a.ipynb", src)
+    assert parallel_execute.fingerprint(src, ["lib"]) == inputs  # the build's, with its env
+    executed, seconds = copy(inputs)
     assert seconds == 3.0 and executed.cells[0].outputs[0].text == "1\n"
+    (src / "lib" / "m.py").write_text("x = 2\n")  # the library changed: executed again
+    assert copy(parallel_execute.fingerprint(src, ["lib"])) is None
     monkeypatch.setenv("MGS_SCALE", "full")  # another scale: executed again
-    assert parallel_execute.executed_copy(src / "book" / "a.ipynb", src) is None
+    assert copy(inputs) is None
     monkeypatch.setenv("MGS_SCALE", "quick")
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(2)")]),
                    src / "book" / "a.ipynb")  # fmt: skip
-    assert parallel_execute.executed_copy(src / "book" / "a.ipynb", src) is None  # other code
+    assert copy(inputs) is None  # other code
 
 
 def test_a_sphinx_build_takes_the_executed_copy_and_runs_no_kernel(tmp_path):
@@ -225,7 +240,8 @@ def test_a_sphinx_build_takes_the_executed_copy_and_runs_no_kernel(tmp_path):
     (done / "book").mkdir(parents=True)
     nbformat.write(nb, done / "book" / "a.ipynb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MGS_")}
-    (done / "book" / "a.json").write_text(json.dumps({"seconds": 7.0, "env": {}}))
+    note = {"seconds": 7.0, "env": {}, "fingerprint": parallel_execute.fingerprint(src, [], {})}
+    (done / "book" / "a.json").write_text(json.dumps(note))
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", str(src), str(src / "_build/html")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                             env={**env, "MGS_EXECUTED": str(done)})  # fmt: skip
