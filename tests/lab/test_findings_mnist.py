@@ -1,6 +1,8 @@
 """The MNIST chapter's findings: computed from crafted runs, then from the committed ones."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,8 +69,10 @@ def test_mgs_best_everywhere_and_a_method_whose_runs_all_diverged_ranks_last():
     at0 = f.verdicts.iloc[0]
     assert at0["methods"] == 5 and at0["mgs_margin"] == pytest.approx(100 * (0.9 - 0.7))
     assert t["div_method"] == "Loss grad." and t["div_levels"] == "0 %"
-    assert t["div_tables"] == "2 of 2" and t["div_others"] == "no other run diverged"
+    assert t["div_sentence"] == "Loss grad. diverged at 0 % noise in 2 of 2 of its table runs."
+    assert "(2 of 2 in Table D.2); no other run diverged." in t["div_paragraph"]
     assert t["div_why"].startswith("we don't know yet")
+    assert t["div_why_sentence"].startswith("Why Loss grad. diverges, we don't know yet")
 
 
 def test_the_papers_tables_give_mgs_seven_of_eight_entries_and_dropout_the_other():
@@ -93,14 +97,16 @@ def test_a_positive_pooled_correlation_is_said_against_the_papers_sign():
     assert all(r == pytest.approx(-1.0) for r in row["within"].values())
     assert (row["slower"], row["regularised"]) == (16, 16)
     t = F.mnist_findings({"table1": table_runs(lg_wins, growth)}).texts()
-    assert t["rho_sign"] == "positive in both tables, against the paper's negative sign"
+    assert t["rho_sign"] == "positive in Table 1, against the paper's negative sign"
     assert t["within_negative"] == "4 of 4" and t["table1_rho"].startswith("+")
 
 
 def test_the_papers_sign_is_said_when_it_holds():
     growth = lambda p, r: 1 - BASE[r] + p  # lower accuracy, faster growth, everywhere
     t = F.mnist_findings({"table1": table_runs(lg_wins, growth)}).texts()
-    assert t["rho_sign"] == "negative in both tables, the paper's sign"
+    assert t["rho_sign"] == "negative in Table 1, the paper's sign"
+    both = {"table1": table_runs(lg_wins, growth), "fcn_table": table_runs(lg_wins, growth)}
+    assert F.mnist_findings(both).texts()["rho_sign"] == "negative in both tables, the paper's sign"
 
 
 def bench_runs(acc, diverged=()):
@@ -120,8 +126,12 @@ def test_the_bench_says_which_method_does_not_fall_with_noise_and_where():
     assert rises.startswith("Loss grad.'s final rises with the noise at 250 samples from 0 to 60 %")
     assert "(40.0 → 49.0 → 62.0 %)" in rises and "at 1,000 samples from 30 to 60 %" in rises
     assert rises.endswith("every run diverged at 1,000 samples, 0 %")
-    assert t["div_bench_sizes"] == "0 of 2 at 250 samples and 2 of 2 at 1,000 samples"
-    assert t["div_bench_from"] == "2 of 2 at 1,000 samples and more"
+    assert ("on the test bench in 0 of 2 at 250 samples and 2 of 2 at 1,000 samples, that is "
+            "2 of 2 at 1,000 samples and more") in t["div_paragraph"]  # fmt: skip
+    assert t["div_sentence"] == (
+        "Loss grad. diverged at 0 % noise in 0 of 2 of its table runs "
+        "and 2 of 2 at 1,000 samples and more on the test bench."
+    )
     assert t["tb_mgs_best"] == "4 of 8"  # where Loss grad. is low or diverged
 
 
@@ -144,7 +154,15 @@ def test_the_cost_of_a_penalised_step_and_the_trace_check():
         {"table1": table_runs(lg_wins), "trace_check": check}, cost_rows=rows
     ).texts()
     assert t["cost_sequential"] == "3.0" and t["cost_batched"] == "3.0 to 4.0"
-    assert t["trace_acc_gap"] == "1.0"
+    assert t["cost"] == ("measures a LeNet-5 step with it at 3.0 plain steps in the sequential "
+                         "loop (1 run) and 3.0 to 4.0 plain steps in the batched engine "
+                         "(1 and 8 runs)")  # fmt: skip
+    assert t["trace_acc_gap"] == "1.0" and t["trace_sentence"].startswith("The two runs end 1.0")
+    # an engine without its penalised row is not measured, not a KeyError
+    half = F.mnist_findings({"table1": table_runs(lg_wins)}, cost_rows=rows[:3]).texts()
+    assert half["cost_batched"] == "not measured" and half["cost_sequential"] == "3.0"
+    assert half["cost"].endswith("plain steps in the sequential loop (1 run) and is not "
+                                 "measured in the batched engine")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +192,80 @@ def test_the_committed_results_agree_with_their_own_summaries(committed):
     texts = f.texts()
     assert all(isinstance(v, str) and v for v in texts.values())
     assert "nan" not in " ".join(texts.values())
+
+
+def test_ties_share_a_rank_and_a_method_whose_runs_all_diverged_ranks_last():
+    tie = {**BASE, "mgs_trace": 0.80}  # MGS ties with Loss grad. for the best final
+    v = F.mnist_findings({"table1": table_runs(lambda p, r: tie[r])}).verdicts
+    assert list(v["mgs_rank"]) == [1, 1, 1, 1]
+    second = {**BASE, "dropout": 0.75}  # MGS ties with Dropout behind Loss grad.
+    v = F.mnist_findings({"table1": table_runs(lambda p, r: second[r])}).verdicts
+    assert list(v["mgs_rank"]) == [2, 2, 2, 2]
+    dead = {(p, "mgs_trace", s) for p in NOISES for s in range(2)}
+    v = F.mnist_findings({"table1": table_runs(lg_wins, diverged=dead)}).verdicts
+    assert list(v["mgs_rank"]) == [5, 5, 5, 5]
+
+
+def test_figure3_leaves_out_noise_levels_without_a_finished_unregularised_run():
+    dead = {(0.6, "none", s) for s in range(2)}
+    growth = lambda p, r: 1 - BASE[r] + p
+    c = F.mnist_findings({"table1": table_runs(lg_wins, growth, diverged=dead)}).correlations
+    assert (c.iloc[0]["slower"], c.iloc[0]["regularised"]) == (12, 12)
+
+
+def test_the_close_sentence_is_chosen_by_the_counts_and_says_the_runs():
+    t = F.mnist_findings({"table1": table_runs(lg_wins, seeds=3)}).texts()
+    assert t["runs"] == "3" and t["close"] == "0 of 4"
+    assert t["close_sentence"].startswith("At every table entry, MGS and the best other")
+    near = {**BASE, "mgs_trace": 0.8 + 1e-4}  # far closer than the 0.14-point spread
+    t = F.mnist_findings({"table1": table_runs(lambda p, r: near[r])}).texts()
+    assert t["close_sentence"] == (
+        "MGS and the best other method are less than one standard deviation of their runs "
+        "apart at every one of the 4 table entries, too close for 2 runs to order them."
+    )
+
+
+def test_bench_rows_of_the_diverging_method_without_divergence_are_said():
+    dead = {(0.0, "param_gradient", s) for s in range(2)}
+    f = F.mnist_findings({"table1": table_runs(lg_wins, diverged=dead)},
+                         {"testbench": bench_runs(lg_wins)})  # fmt: skip
+    t = f.texts()
+    assert t["div_sentence"] == (
+        "Loss grad. diverged at 0 % noise in 2 of 2 of its table runs "
+        "and none of its 4 runs at those levels on the test bench."
+    )
+    assert t["epochs"] == "6" and t["tb_epochs"] == "6"
+
+
+CHAPTER = Path(__file__).resolve().parents[2] / "book" / "mnist.ipynb"
+
+
+def cited_names():
+    """The ``mnist_`` names the chapter's markdown cites, less those its code glues itself."""
+    cells = json.loads(CHAPTER.read_text())["cells"]
+    text = lambda kind: "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == kind)
+    cited = set(re.findall(r"\{glue:text\}`mnist_(\w+)`", text("markdown")))
+    code = text("code")
+    own = set(re.findall(r'glue\(\s*"mnist_(\w+)"', code))
+    for literal in re.findall(r"glue_all\(\{(.*?)\},\s*prefix=\"mnist_\"", code, re.S):
+        own |= set(re.findall(r'"(\w+)":', literal))
+    assert cited and own, "the chapter cites glued names and glues some itself"
+    return cited - own
+
+
+def test_every_name_the_chapter_cites_comes_from_texts_on_committed_results(committed):
+    assert cited_names() <= set(committed[2].texts())
+
+
+@pytest.mark.parametrize("bench", [False, True])
+def test_every_name_the_chapter_cites_comes_from_texts_without_divergence_cost_or_bench(bench):
+    tb = {"testbench": bench_runs(lg_wins)} if bench else None
+    f = F.mnist_findings({"fcn_table": table_runs(lg_wins)}, tb, cost_rows=None)
+    t = f.texts()
+    assert cited_names() <= set(t)
+    assert all(isinstance(v, str) and v for v in t.values())
+    assert t["div_method"] == "no method" and t["div_sentence"].startswith("No run diverged")
+    assert t["cost_sequential"] == "not measured" and "not measure" in t["cost"]
+    assert t["table1_ranks"] == "not measured" and t["table1_rho"] == "not measured"
+    assert t["trace_acc_gap"] == "not measured"
+    assert (t["tb_mgs_best"] == "not measured") is not bench

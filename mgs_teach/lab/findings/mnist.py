@@ -3,7 +3,8 @@
 :func:`mnist_findings` returns a :class:`MnistFindings`: MGS's rank and the winner at every
 entry of Tables 1 and D.2, the Figure 3 stand-in's Spearman correlations, whether each
 method's accuracy falls with the label noise on the test bench, and which runs diverged.
-:meth:`MnistFindings.texts` are the chapter's glued phrases.
+:meth:`MnistFindings.texts` are the chapter's glued phrases, made by
+:mod:`~mgs_teach.lab.findings.mnist_texts`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,21 @@ import pandas as pd
 
 from mgs_teach import paper
 from mgs_teach.lab.aggregate import summarise
-from mgs_teach.lab.findings import ordinal
-from mgs_teach.lab.plans import TABLE_METHODS
+from mgs_teach.lab.findings.mnist_texts import (
+    LABELS,
+    NAMES,
+    bench_texts,
+    cost_texts,
+    divergence_texts,
+    figure3_texts,
+    run_texts,
+    table_texts,
+    trace_texts,
+)
 
 __all__ = ["LABELS", "NAMES", "MnistFindings", "bench_verdicts", "divergence", "diverged_runs",
            "entries", "growth", "growth_correlations", "mnist_findings", "monotonicity",
            "penalty_cost", "rank_verdicts", "trace_check_ends"]  # fmt: skip
-
-#: The paper's column name of each regulariser (``"param_gradient" -> "Loss grad."``).
-NAMES = {r: m for m, r in TABLE_METHODS.items()}
-#: The paper's name of each table.
-LABELS = {"table1": "Table 1", "fcn_table": "Table D.2"}
 
 
 def entries(runs: pd.DataFrame, by: Sequence[str] = ("label_noise", "regulariser")) -> pd.DataFrame:
@@ -42,8 +47,9 @@ def rank_verdicts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """MGS's rank, the winner and the gaps at every entry of the tables.
 
     ``tables`` maps a name to rows ``label_noise, method, final, sd, max`` in percent, one
-    per noise level and method (:func:`entries`, :func:`mgs_teach.paper.frame`); a NaN final
-    (every run diverged) ranks last.
+    per noise level and method (:func:`entries`, :func:`mgs_teach.paper.frame`). MGS's rank
+    is 1 + the number of methods with a strictly higher final (ties share a rank); a NaN
+    final (every run diverged) ranks after every finite one.
 
     Returns
     -------
@@ -56,10 +62,12 @@ def rank_verdicts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for name, table in tables.items():
         for p, group in table.groupby("label_noise"):
-            g = group.sort_values("final", ascending=False, na_position="last").set_index("method")
-            order, other = list(g.index), g.drop("MGS")
-            drop = g["max"] - g["final"]
-            rows.append(dict(table=name, label_noise=p, mgs_rank=order.index("MGS") + 1,
+            g = group.sort_values("final", ascending=False, na_position="last", kind="stable")
+            g = g.set_index("method")
+            order, other, mine = list(g.index), g.drop("MGS"), g.loc["MGS", "final"]
+            drop, finals = g["max"] - g["final"], g["final"]
+            rank = 1 + int((finals > mine).sum() if mine == mine else finals.notna().sum())
+            rows.append(dict(table=name, label_noise=p, mgs_rank=rank,
                              methods=len(order), best=order[0], best_final=g["final"].iloc[0],
                              mgs_final=g.loc["MGS", "final"], mgs_sd=g.loc["MGS", "sd"],
                              rival_sd=other["sd"].iloc[0],
@@ -96,15 +104,17 @@ def growth_correlations(
         One row per table: ``rho`` (Spearman's correlation of growth and final over all
         entries), ``rho_noise`` (of growth and noise level), ``within`` (a dict: noise level
         -> the correlation over the methods at that level), ``slower`` of ``regularised``
-        (regularised entries whose tr K grows slower than without regularisation).
+        (regularised entries whose tr K grows slower than without regularisation, at the noise
+        levels where some unregularised run finished).
     """
     rows = []
     for name, table in tables.items():
         t = table.set_index(["label_noise", "regulariser"]).assign(growth=growth(runs[name]))
         t = t.reset_index()
         within = {p: _spearman(g["growth"], g["final"]) for p, g in t.groupby("label_noise")}
-        none = t[t["regulariser"] == "none"].set_index("label_noise")["growth"]
+        none = t[t["regulariser"] == "none"].set_index("label_noise")["growth"].dropna()
         reg = t[(t["regulariser"] != "none") & t["growth"].notna()]
+        reg = reg[reg["label_noise"].isin(none.index)]  # levels without a finished "none" out
         slower = int((reg["growth"].to_numpy() < none.loc[reg["label_noise"]].to_numpy()).sum())
         rows.append(dict(table=name, rho=_spearman(t["growth"], t["final"]),
                          rho_noise=_spearman(t["growth"], t["label_noise"]), within=within,
@@ -193,11 +203,15 @@ def trace_check_ends(check: pd.DataFrame, last: int = 3) -> pd.DataFrame:
 
 def penalty_cost(rows: Sequence[Mapping[str, Any]], model: str = "lenet5") -> pd.DataFrame:
     """An MGS-penalised step's cost in plain steps, per engine and number of runs: the
-    training benchmark's plain steps per second over its penalised ones."""
-    frame = pd.DataFrame([r for r in rows if r["model"] == model])
+    training benchmark's plain steps per second over its penalised ones (only where it has
+    both rows)."""
+    cols = ["engine", "runs", "penalty", "steps_per_s_per_run"]
+    frame = pd.DataFrame([r for r in rows if r["model"] == model], columns=cols)
     wide = frame.pivot_table(index=["engine", "runs"], columns="penalty",
                              values="steps_per_s_per_run")  # fmt: skip
-    return (wide["none"] / wide["mgs_trace"]).rename("cost in plain steps").to_frame()
+    wide = wide.reindex(columns=["none", "mgs_trace"])
+    cost = (wide["none"] / wide["mgs_trace"]).dropna()  # engines without both rows: out
+    return cost.rename("cost in plain steps").to_frame()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +220,8 @@ class MnistFindings:
     (``verdicts`` and ``paper_verdicts``: :func:`rank_verdicts` of the book's tables and
     the paper's; ``correlations``: :func:`growth_correlations`; ``bench``: :func:`bench_verdicts`,
     ``monotone``: :func:`monotonicity`, ``None`` without a test bench; ``diverged``:
-    :func:`diverged_runs`; ``trace_ends``, ``cost``: optional)."""
+    :func:`diverged_runs`; ``trace_ends``, ``cost``: optional; ``epochs``, ``tb_epochs``: the
+    epochs the tables' and the bench's runs were planned for)."""
 
     verdicts: pd.DataFrame
     paper_verdicts: pd.DataFrame
@@ -217,21 +232,17 @@ class MnistFindings:
     diverged: pd.DataFrame
     trace_ends: pd.DataFrame | None = None
     cost: pd.DataFrame | None = None
+    epochs: tuple[int, ...] = ()
+    tb_epochs: tuple[int, ...] = ()
 
     def texts(self) -> dict[str, str]:
-        """Name -> glued phrase (numbers, ranks, verdicts), for ``glue_all``."""
-        out = {**_table_texts(self.verdicts, self.paper_verdicts),
-               **_figure3_texts(self.correlations), **_divergence_texts(self)}  # fmt: skip
-        if self.bench is not None and self.monotone is not None:
-            out.update(_bench_texts(self.bench, self.monotone))
-        if self.trace_ends is not None:
-            tr, acc = self.trace_ends.iloc[:, 0], self.trace_ends.iloc[:, 1]
-            out.update(trace_acc_gap=f"{acc.max() - acc.min():.1f}",
-                       trace_ratio=f"{tr.max() / tr.min():.2f}")  # fmt: skip
-        if self.cost is not None:
-            c = self.cost["cost in plain steps"]
-            out.update(cost_sequential=_span(c["sequential"]), cost_batched=_span(c["batched"]))
-        return out
+        """Name -> glued phrase (numbers, ranks, verdicts), for ``glue_all``: the same names
+        whatever was run (:mod:`~mgs_teach.lab.findings.mnist_texts`)."""
+        runs = run_texts(self.divergence, self.epochs, self.tb_epochs)
+        return {**table_texts(self.verdicts, self.paper_verdicts, runs["runs"]),
+                **figure3_texts(self.correlations), **bench_texts(self.bench, self.monotone),
+                **divergence_texts(self.divergence, self.diverged), **runs,
+                **trace_texts(self.trace_ends), **cost_texts(self.cost)}  # fmt: skip
 
 
 def mnist_findings(
@@ -258,143 +269,7 @@ def mnist_findings(
         diverged=diverged_runs(histories + ([bench["testbench"]] if bench else [])),
         trace_ends=trace_check_ends(check) if check is not None else None,
         cost=penalty_cost(cost_rows) if cost_rows else None,
+        epochs=tuple(sorted({int(e) for h in histories for e in h["epochs"].unique()})),
+        tb_epochs=tuple(sorted({int(e) for e in bench["testbench"]["epochs"].unique()}))
+        if bench else (),
     )  # fmt: skip
-
-
-def _pct(p: float) -> str:
-    return f"{p:.0%}".replace("%", " %")
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
-
-
-def _levels(ps: Sequence[float]) -> str:
-    """``[0.3, 0.6, 0.8]`` -> ``"30, 60 and 80 %"``."""
-    return _join([f"{100 * p:.0f}" for p in ps]) + " %"
-
-
-def _span(values: Any, digits: int = 1, unit: str = "") -> str:
-    lo, hi = (f"{float(f(values)):.{digits}f}" for f in (np.nanmin, np.nanmax))
-    return f"{lo}{unit}" if lo == hi else f"{lo} to {hi}{unit}"
-
-
-def _signed(x: float, digits: int = 2) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
-
-
-def _table_texts(v: pd.DataFrame, pv: pd.DataFrame) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, t in v.groupby("table", sort=False):
-        n = int(t["methods"].iloc[0])
-        out[f"{name}_ranks"] = _join([f"{ordinal(r)} of {n} at {_levels(g['label_noise'])}"
-                                      for r, g in t.groupby("mgs_rank", sort=False)])  # fmt: skip
-        lost, won = t[t["mgs_rank"] > 1], t[t["mgs_rank"] == 1]
-        winners = [f"{w} at {_levels(g['label_noise'])}" for w, g in lost.groupby("best")]
-        out[f"{name}_winners"] = _join(winners) or "none"
-        out[f"{name}_behind"] = _span(-lost["mgs_margin"], 2, " points") if len(lost) else "0"
-        out[f"{name}_lead"] = _span(won["mgs_margin"], 2, " points") if len(won) else "0"
-    best, pbest, pnot = v[v["mgs_rank"] == 1], pv[pv["mgs_rank"] == 1], pv[pv["mgs_rank"] > 1]
-    where = [("every noise level" if len(g) == (v["table"] == n).sum()
-              else _levels(g["label_noise"])) + f" of {LABELS.get(n, n)}"
-             for n, g in best.groupby("table", sort=False)]  # fmt: skip
-    close = int((v["mgs_margin"].abs() < v[["mgs_sd", "rival_sd"]].max(axis=1)).sum())
-    at60, p60 = v[v["label_noise"] == 0.6], pv[pv["label_noise"] == 0.6]
-    noisy, pnoisy = v[v["label_noise"] > 0], pv[pv["label_noise"] > 0]
-    return {**out, "entries": str(len(v)), "mgs_best": f"{len(best)} of {len(v)}",
-            "mgs_best_where": _join(where) or "no entry", "close": f"{close} of {len(v)}",
-            "unreg_drop_60": _join([f"{d:.1f} points ({LABELS.get(n, n)})"
-                                    for n, d in zip(at60["table"], at60["unreg_drop"])]),
-            "paper_unreg_drop_60": _join([f"{d:.1f}" for d in p60["unreg_drop"]]),
-            "unreg_drop_span": _span(noisy["unreg_drop"], 1, " points"),
-            "paper_unreg_drop_span": _span(pnoisy["unreg_drop"], 1, " points"),
-            "lead": _span(best["mgs_margin"], 2, " points") if len(best) else "none",
-            "mgs_drop_max": f"{v['mgs_drop'].max():.1f}",
-            "paper_mgs_drop_max": f"{pv['mgs_drop'].max():.1f}",
-            "paper_mgs_best": f"{len(pbest)} of {len(pv)}",
-            "paper_lead": _span(pbest["mgs_margin"], 1, " points") if len(pbest) else "none",
-            "paper_exceptions": _join([
-                f"at {_pct(r.label_noise)} of {LABELS.get(r.table, r.table)}, where {r.best} "
-                f"has {r.best_final:.1f} and MGS {r.mgs_final:.1f}" for r in pnot.itertuples()])
-            or "nowhere"}  # fmt: skip
-
-
-def _figure3_texts(c: pd.DataFrame) -> dict[str, str]:
-    label = lambda r: LABELS.get(r.table, r.table)
-    signs = {float(np.sign(r)) for r in c["rho"]}
-    within = [x for w in c["within"] for x in w.values() if not np.isnan(x)]
-    return {**{f"{r.table}_rho": _signed(r.rho) for r in c.itertuples()},
-            "rho_sign": "positive in both tables, against the paper's negative sign"
-            if signs == {1.0} else "negative in both tables, the paper's sign"
-            if signs == {-1.0} else "of mixed sign, where the paper's is negative",
-            "rho_noise": _join([f"{_signed(r.rho_noise)} ({label(r)})" for r in c.itertuples()]),
-            "within_negative": f"{sum(x < 0 for x in within)} of {len(within)}",
-            "within_mean": _join([f"{_signed(np.nanmean(list(r.within.values())))} ({label(r)})"
-                                  for r in c.itertuples()]),
-            "slower": _join([f"{r.slower} of {r.regularised} ({label(r)})"
-                             for r in c.itertuples()])}  # fmt: skip
-
-
-def _bench_texts(b: pd.DataFrame, m: pd.DataFrame) -> dict[str, str]:
-    falling = [k for k, r in m.iterrows() if not r.rises and not r.blank]
-    others = []
-    for method, r in m.drop(index=falling).iterrows():
-        parts = [f"{method}'s final rises with the noise " + "; ".join(
-            f"at {n:,} samples from {100 * ps[0]:.0f} to {100 * ps[-1]:.0f} % noise "
-            f"({' → '.join(f'{a:.1f}' for a in fs)} %)" for n, ps, fs in r.rises)]  # fmt: skip
-        parts = parts if r.rises else []
-        if r.blank:
-            parts.append("every run diverged at " + _join([f"{n:,} samples, {_pct(p)}"
-                                                          for n, p in r.blank]))  # fmt: skip
-        others.append("; ".join(parts))
-    return dict(
-        tb_mgs_best=f"{int(b['mgs_best'].sum())} of {int(b['scenarios'].sum())}",
-        tb_margin_low=f"{_signed(b['mgs_margin'].iloc[0], 1)} points at {_pct(b.index[0])}",
-        tb_margin_high=f"{_signed(b['mgs_margin'].iloc[-1], 1)} at {_pct(b.index[-1])}",
-        tb_unreg_drop_low=f"{b['unreg_drop'].iloc[0]:.1f}",
-        tb_unreg_drop_high=f"{b['unreg_drop'].iloc[-1]:.1f}",
-        tb_falling=_join(falling) or "no method",
-        tb_panels="in the panels of " + (_join(falling) or "none") if others else "in every panel",
-        tb_not_falling=". ".join(others) or "none",
-    )  # fmt: skip
-
-
-def _count(frame: pd.DataFrame) -> str:
-    return f"{int(frame['diverged'].sum())} of {int(frame['total'].sum())}"
-
-
-def _divergence_texts(f: MnistFindings) -> dict[str, str]:
-    p = pd.concat([paper.frame(n).assign(table=n) for n in paper.TABLES]).reset_index()
-    w = p.loc[p["sd"].idxmax()]
-    out = {"paper_max_sd": f"{w['method']}'s {w['final']:.1f} ± {w['sd']:.1f} at "
-           f"{_pct(w['label_noise'])} of {LABELS[w['table']]}"}  # fmt: skip
-    d, runs = f.divergence, f.diverged
-    if not d["diverged"].any():
-        return {**out, "div_method": "no method", "div_why": "no run diverged"}
-    method = d.groupby("method")["diverged"].sum().idxmax()
-    mine = d[d["method"] == method]
-    levels = sorted(mine.loc[mine["diverged"] > 0, "label_noise"].unique())
-    hit = mine[mine["label_noise"].isin(levels)]
-    tables = hit[hit["source"] != "bench"]
-    bench = hit[hit["source"] == "bench"].sort_values("n_train")
-    rest = int(d.drop(hit.index)["diverged"].sum())
-    if len(bench):
-        start = bench.loc[bench["diverged"] > 0, "n_train"].min()
-        sizes = [f"{_count(g)} at {int(n):,} samples" for n, g in bench.groupby("n_train")]
-        after = _count(bench[bench["n_train"] >= start])
-        out.update(div_bench=_count(bench), div_bench_sizes=_join(sizes),
-                   div_bench_from=f"{after} at {int(start):,} samples and more")  # fmt: skip
-    loss = runs["train_loss"]
-    spread = loss.max() / max(loss.min(), 1e-12)
-    return {**out, "div_method": method, "div_levels": _levels(levels),
-            "div_tables": _count(tables),
-            "div_tables_detail": _join([f"{_count(g)} in {LABELS.get(s, s)}"
-                                        for s, g in tables.groupby("source", sort=False)]),
-            "div_others": "no other run diverged" if rest == 0 else f"{rest} other runs diverged",
-            "div_when": f"after epoch {_span(runs['epoch'], 0)} of {_span(runs['epochs'], 0)}",
-            "div_last_loss": _span(loss, 2), "div_last_acc": _span(runs["test_acc"], 0, " %"),
-            "div_why": "we don't know yet: the records keep the loss, tr K and the test accuracy "
-            "once an epoch, not the penalty or its gradient" + (
-                ", and the last records before the divergences share no common state (their "
-                f"training loss spans a factor {spread:.0f})" if spread > 10 else "")}  # fmt: skip
