@@ -160,5 +160,31 @@ def test_helpers():
     assert flat["λ_1 / tr K"] == pytest.approx(1 / 30)
     within = N.last_within(lazy({16: [0.05, 0.2], 64: [0.01, 0.05]}))
     assert within.to_dict() == {16: 50, 64: 100}
+    assert N.last_within(lazy({16: [0.2, 0.05]})).to_dict() == {16: 0}
     table = N.lazy_table(lazy(LAZY))
     assert table.loc[64, ("error", 100)] == pytest.approx(0.2)
+
+
+def test_a_curve_that_leaves_the_threshold_and_comes_back_holds_only_until_it_leaves():
+    # below at 50 and 100, above at 150, below again at 200 and 250: it held through 100
+    errors = {16: [0.05, 0.06, 0.3, 0.05, 0.04], 64: [0.01, 0.02, 0.03, 0.04, 0.05]}
+    assert N.last_within(lazy(errors)).to_dict() == {16: 100, 64: 250}
+    # exactly at the threshold is not below it; the seeds' mean decides, not each seed
+    rows = lazy({16: [0.05, 0.1, 0.05]})
+    assert N.last_within(rows).to_dict() == {16: 50}
+    rows.loc[(rows.seed == 0) & (rows.step == 100), "error"] = 0.15  # mean (0.15 + 0.1) / 2
+    assert N.last_within(rows).to_dict() == {16: 50}
+    rows.loc[(rows.seed == 1) & (rows.step == 100), "error"] = 0.0  # mean 0.075
+    assert N.last_within(rows).to_dict() == {16: 150}
+    t = found(errors).texts()
+    assert t["within"] == "through step 100 at width 16 and through step 250 at width 64"
+    assert t["late_verdict"] == "below 10 % at widths 16 and 64"  # the last record, as before
+
+
+def test_an_order_that_breaks_and_comes_back_holds_only_until_it_breaks():
+    measured = np.array([[1, 1, 1], [0.2, 0.5, 0.9], [0.6, 0.4, 0.9], [0.1, 0.3, 0.8]])
+    assert N.ordered_until([0, 10, 20, 30], measured) == 10
+    run = dict(steps=np.array([0, 10, 20, 30]), measured=measured, values=np.ones(2),
+               trace_end=3.0)  # fmt: skip
+    b = N.band_run("two circles", run)
+    assert b.ordered_until == 10 and not b.ordered_throughout

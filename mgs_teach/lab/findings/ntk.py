@@ -133,11 +133,21 @@ def lazy_table(lazy: pd.DataFrame) -> pd.DataFrame:
 
 
 def last_within(lazy: pd.DataFrame, threshold: float = 0.1) -> pd.Series:
-    """Each width's last step whose mean error (over seeds) is below ``threshold`` (0: none)."""
-    mean = lazy.groupby(["width", "step"]).error.mean()
-    widths = sorted(lazy.width.unique())
-    below = mean[mean < threshold].reset_index().groupby("width").step.max()
-    return below.reindex(widths, fill_value=0).astype(int)
+    """Each width's last step through which the mean error (over seeds) stays below
+    ``threshold``: the step before its first record at or above it.
+
+    ``lazy``: one row per record, ``width, seed, step, error``. Returns a series indexed by
+    width: the last step if no record reaches ``threshold``, 0 if the first one does. A curve
+    that rises above ``threshold`` and falls back below it ends at the step before the rise.
+    """
+    mean = lazy.groupby(["width", "step"]).error.mean()  # sorted by width, then step
+
+    def held(curve: pd.Series) -> int:
+        steps = curve.index.get_level_values("step")
+        above = np.flatnonzero(~(curve.to_numpy() < threshold))  # a NaN error breaks it too
+        return int(steps[-1]) if not len(above) else int(steps[above[0] - 1]) if above[0] else 0
+
+    return pd.Series({int(w): held(c) for w, c in mean.groupby(level="width")}, dtype=int)
 
 
 def _spearman(a: Any, b: Any) -> float:
@@ -153,7 +163,7 @@ class NTKFindings:
     last_step: int
     early_error: Mapping[int, float]  # width -> mean error at the first record
     late_error: Mapping[int, float]  # width -> mean error at the last step
-    within: Mapping[int, int]  # width -> last step with a mean error below threshold
+    within: Mapping[int, int]  # width -> last step through which it stays below threshold
     drift_rho: float
     n_records: int
     bands: tuple[BandRun, ...]

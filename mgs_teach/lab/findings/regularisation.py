@@ -3,8 +3,10 @@
 :func:`regularisation_findings` reads the chapter's own runs (one row per regulariser and
 seed) and answers the paper's claims of its Section 4 and Figure 2 for them: whether a
 smaller final MGS metric goes with a higher test accuracy across the regularisers (a
-negative Spearman correlation, the paper's sign), whether the regularisers end with a
-smaller ``tr K`` than no regularisation, whether the trace penalty beats no regularisation,
+negative Spearman correlation, the paper's sign, beyond two chance levels of zero; a smaller
+one is inconclusive), whether the regularisers end with a smaller ``tr K`` than no
+regularisation (by more than two standard errors of the difference of the means), whether
+the trace penalty beats no regularisation (seed by seed, paired on the seed's label),
 and which runs memorise the flipped labels (a final training loss below the entropy of the
 label noise). Its :meth:`RegularisationFindings.texts` are glued into the chapter.
 """
@@ -60,13 +62,24 @@ def _mean_se(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
 
 
+def _pairs(values: pd.Series, penalty: str, baseline: str) -> pd.DataFrame:
+    """The penalty's and the baseline's values on the seeds both ran, aligned on the seed
+    label (an inner join): columns ``penalty`` and ``baseline``, one row per shared seed."""
+    return pd.concat(
+        [values.loc[penalty], values.loc[baseline]],
+        axis=1,
+        join="inner",
+        keys=["penalty", "baseline"],
+    )
+
+
 @dataclass(frozen=True)
 class RegularisationFindings:
     """The chapter's findings (see :func:`regularisation_findings` for the fields' meaning)."""
 
-    n_seeds: int
+    n_seeds: int  # distinct seeds in the table
     rho: Mapping[str, float]  # metric label -> Spearman correlation with test accuracy
-    lower_trace: tuple[str, ...]  # lower final tr K than the baseline by > 2 standard errors
+    lower_trace: tuple[str, ...]  # lower final tr K than the baseline by > 2 SE of the difference
     higher_trace: tuple[str, ...]  # higher mean final tr K than the baseline
     better_and_lower: tuple[str, ...]
     worse: tuple[str, ...]
@@ -75,7 +88,9 @@ class RegularisationFindings:
     train_loss: Mapping[str, float]  # regulariser -> mean final training loss
     test_acc: Mapping[str, float]
     trace: Mapping[str, tuple[float, float]]  # regulariser -> (mean, standard error) of tr K
-    penalty_wins: int
+    penalty_wins: int  # seeds, of those run by both, where the penalty's accuracy is higher
+    n_paired: int  # seeds run by both the penalty and the baseline
+    n_runs: Mapping[str, int]  # regulariser -> its number of seeds
     baseline_peak: float
     baseline: str = "none"
     penalty: str = "mgs_trace"
@@ -89,6 +104,10 @@ class RegularisationFindings:
     def chance(self) -> float:
         """Standard deviation of Spearman's rho under independence, about 1/sqrt(n - 1)."""
         return 1 / np.sqrt(self.n_regularisers - 1)
+
+    def sign_held(self, label: str) -> bool:
+        """The paper's negative sign, beyond two chance levels of zero."""
+        return bool(self.rho[label] < -2 * self.chance)
 
     @property
     def memorising(self) -> tuple[str, ...]:
@@ -120,7 +139,7 @@ class RegularisationFindings:
         that end below it: those memorise."""
         k = self.memorising_seeds[name]
         where = "below" if self.train_loss[name] < self.noise_floor else "above"
-        return f"{where} the noise floor ({k} of {self.n_seeds} seeds end below it)"
+        return f"{where} the noise floor ({k} of {self.n_runs[name]} seeds end below it)"
 
     def memorising_text(self) -> str:
         """The regularisers whose runs memorise on average, or that all or none do."""
@@ -133,7 +152,7 @@ class RegularisationFindings:
         others = self.n_regularisers - 1
         out = [
             (
-                self.rho[lab] < 0,
+                self.sign_held(lab),
                 f"Spearman correlation of the final {lab} with test accuracy "
                 f"across the {self.n_regularisers} regularisers: {self.sign_phrase(lab)}",
             )
@@ -144,7 +163,8 @@ class RegularisationFindings:
             (
                 n_lower == others,
                 f"{n_lower} of {others} regularisers end with a lower "
-                "final tr K than no regularisation, by more than two standard errors",
+                "final tr K than no regularisation, by more than two standard errors of the "
+                "difference",
             )
         )
         b, p = self.baseline, self.penalty
@@ -154,7 +174,7 @@ class RegularisationFindings:
                 f"the trace penalty ends with tr K "
                 f"{number(self.trace[p][0])} against {number(self.trace[b][0])} and test "
                 f"accuracy {self.test_acc[p]:.3f} against {self.test_acc[b]:.3f}, the higher "
-                f"in {self.penalty_wins} of {self.n_seeds} seeds",
+                f"in {self.penalty_wins} of {self.n_paired} seeds",
             )
         )
         return out
@@ -163,12 +183,14 @@ class RegularisationFindings:
         """The computed reasons for the claims that failed, or that none did."""
         reasons = []
         for lab, rho in self.rho.items():
-            if rho >= 0:
+            if not np.isfinite(rho):
+                reasons.append(f"the {lab} correlation is undefined (a constant column)")
+            elif not self.sign_held(lab):
                 reasons.append(
                     f"the {lab} correlation is {rho:+.2f}, "
                     + (
-                        f"within two chance levels (±{2 * self.chance:.2f}) of zero: "
-                        f"{self.n_regularisers} methods cannot settle its sign"
+                        f"within two chance levels (±{2 * self.chance:.2f}) of zero, so "
+                        f"inconclusive: {self.n_regularisers} methods cannot settle its sign"
                         if abs(rho) <= 2 * self.chance
                         else "beyond chance, the ordering of over-strong regularisation"
                     )
@@ -181,7 +203,7 @@ class RegularisationFindings:
         if between:
             reasons.append(
                 f"{_names(tuple(between))} {_end(between)} with a lower tr K than no "
-                "regularisation, but by less than two standard errors"
+                "regularisation, but by no more than two standard errors of the difference"
             )
         if self.higher_trace:
             opt = [n for n in self.higher_trace if n in OPTIMISER_BASED]
@@ -229,7 +251,7 @@ class RegularisationFindings:
             "baseline_acc": f"{self.test_acc[b]:.3f}",
             "baseline_peak": f"{self.baseline_peak:.3f}",
             "penalty_acc": f"{self.test_acc[p]:.3f}",
-            "penalty_wins": f"{self.penalty_wins} of {self.n_seeds}",
+            "penalty_wins": f"{self.penalty_wins} of {self.n_paired}",
             "penalty_verdict": (
                 "lower tr K and higher test accuracy with the trace penalty: the "
                 "paper's claim holds here"
@@ -317,10 +339,7 @@ def regularisation_findings(
     others = [n for n in final.index if n != baseline]
     acc = final["test acc"]
     floor = noise_entropy(label_noise)
-    pair = (
-        per_seed.loc[penalty, "test acc"].to_numpy(),
-        per_seed.loc[baseline, "test acc"].to_numpy(),
-    )
+    pair = _pairs(per_seed["test acc"], penalty, baseline)
     tanh_summary = None
     if tanh is not None:
         tanh_summary = {
@@ -331,9 +350,11 @@ def regularisation_findings(
             "end": float(tanh["test acc"].mean()),
         }
     return RegularisationFindings(
-        n_seeds=int(per_seed.loc[baseline].shape[0]),
+        n_seeds=int(per_seed.index.get_level_values(1).nunique()),
         rho=rho,
-        lower_trace=tuple(n for n in others if trace[n][0] + 2 * trace[n][1] < b_mean - 2 * b_se),
+        lower_trace=tuple(
+            n for n in others if b_mean - trace[n][0] > 2 * np.hypot(trace[n][1], b_se)
+        ),
         higher_trace=tuple(n for n in others if trace[n][0] > b_mean),
         better_and_lower=tuple(
             n for n in others if trace[n][0] < b_mean and acc[n] > acc[baseline]
@@ -346,7 +367,9 @@ def regularisation_findings(
         train_loss=final["train loss"].to_dict(),
         test_acc=acc.to_dict(),
         trace=trace,
-        penalty_wins=int((pair[0] > pair[1]).sum()),
+        penalty_wins=int((pair["penalty"] > pair["baseline"]).sum()),
+        n_paired=len(pair),
+        n_runs={n: int(len(per_seed.loc[n])) for n in final.index},
         baseline_peak=float(peak.loc[baseline].mean()),
         baseline=baseline,
         penalty=penalty,
