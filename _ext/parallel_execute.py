@@ -161,8 +161,14 @@ def executed_copy(path: Path, root: Path, inputs: str) -> tuple[Any, float] | No
     executed = nbformat.read(copy, as_version=4)
     if meta.get("env") != mgs_env() or meta.get("fingerprint") != inputs:
         return None
-    if _code(executed) != _code(nbformat.read(path, 4)):
+    source = nbformat.read(path, 4)
+    if _code(executed) != _code(source) or len(executed.cells) != len(source.cells):
         return None
+    # jupyter-cache hashes the cells' metadata too: a client that records timings (nbclient's
+    # default) adds some, and the copy must match the book's notebook to be found
+    executed.metadata["kernelspec"] = source.metadata.get("kernelspec", {})
+    for cell, original in zip(executed.cells, source.cells):
+        cell.metadata = original.metadata
     return executed, float(meta["seconds"])
 
 
