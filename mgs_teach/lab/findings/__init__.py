@@ -10,10 +10,13 @@ verdict word about the book's own runs is typed by hand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["glue", "glue_all", "percent", "ordinal", "number"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["glue", "glue_all", "join_and", "number", "ordinal", "percent", "spearman"]
 
 
 def number(value: float, digits: int = 2) -> str:
@@ -34,6 +37,20 @@ def ordinal(n: int) -> str:
     """``1`` -> ``1st``, ``2`` -> ``2nd``, ``11`` -> ``11th``."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def join_and(items: Iterable[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``; ``""`` for no items."""
+    items = list(items)
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
+def spearman(a: Any, b: Any) -> float:
+    """Spearman's rank correlation of the pairs of ``a`` and ``b`` (equally long, 1-D) where
+    both are known; ties share their average rank. NaN with fewer than three such pairs."""
+    a, b = pd.Series(np.asarray(a, dtype=float)), pd.Series(np.asarray(b, dtype=float))
+    ok = a.notna() & b.notna()
+    return float(a[ok].rank().corr(b[ok].rank())) if ok.sum() > 2 else float("nan")
 
 
 def glue(name: str, value: Any) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mgs_teach.lab.findings import percent
+from mgs_teach.lab.findings import join_and, percent
 
 __all__ = ["CONFIDENCE", "FISHER", "MGS", "AdversarialFindings", "adversarial_findings",
            "detection"]  # fmt: skip
@@ -36,11 +36,6 @@ def detection(auc: float, margin: float = 0.1) -> str:
     return "detects" if auc >= 0.5 + margin else "inverted" if auc <= 0.5 - margin else "chance"
 
 
-def _and(items: Sequence[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _say_score(aucs: pd.Series) -> str:
     """What one score does against each perturbation, e.g. ``"detects FGSM (AUC 0.78) and
     PGD (AUC 0.71)"`` or ``"is no better than chance against every perturbation (AUC 0.49
@@ -54,7 +49,7 @@ def _say_score(aucs: pd.Series) -> str:
                          ("inverted", "scores {} below clean inputs")):  # fmt: skip
         kinds = [f"{k} (AUC {aucs[k]:.2f})" for k, v in verdicts.items() if v == verdict]
         if kinds:
-            parts.append(say.format(_and(kinds)))
+            parts.append(say.format(join_and(kinds)))
     return ", and ".join(parts) if len(parts) < 3 else "; ".join(parts)
 
 
@@ -108,7 +103,7 @@ class AdversarialFindings:
         strong, conf = self.strong_eps, self.strong_confidence
         auc = fisher.loc[strong]
         return {
-            "fisher_by_eps": _and([f"{a:.2f} at ε = {e:g}" for e, a in fisher.items()]),
+            "fisher_by_eps": join_and([f"{a:.2f} at ε = {e:g}" for e, a in fisher.items()]),
             "strong_eps": f"{strong:g}",
             "strong_auc": f"{auc:.2f}",
             "strong_verdict": "falls below 0.5" if auc < 0.5 else "stays above 0.5",
@@ -127,13 +122,13 @@ class AdversarialFindings:
         costs = [s for s, row in ad.iterrows() if row["accuracy"] > self.accuracy["PGD"]]
         fisher = ad.loc[FISHER]
         return {
-            "hide_aucs": _and([f"{row['AUC, plain PGD, fooled']:.2f} → "
+            "hide_aucs": join_and([f"{row['AUC, plain PGD, fooled']:.2f} → "
                                f"{row['AUC, hiding, fooled']:.2f} for {SAY[s]} (μ = "
                                f"{row['mu']:g})" for s, row in ad.iterrows()]),
             "hide_verdict": "against both scores" if len(hidden) == len(ad)
-            else f"only against {_and([SAY[s] for s in hidden])}" if hidden
+            else f"only against {join_and([SAY[s] for s in hidden])}" if hidden
             else "against neither score",
-            "hide_acc": _and([f"{percent(row['accuracy'])} hiding from {SAY[s]}"
+            "hide_acc": join_and([f"{percent(row['accuracy'])} hiding from {SAY[s]}"
                               for s, row in ad.iterrows()]),
             "hide_cost": "Hiding costs the attacker success" if len(costs) == len(ad)
             else "Hiding does not always cost the attacker success",

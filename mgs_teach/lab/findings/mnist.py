@@ -18,6 +18,7 @@ import pandas as pd
 
 from mgs_teach import paper
 from mgs_teach.lab.aggregate import summarise
+from mgs_teach.lab.findings import spearman
 from mgs_teach.lab.findings.mnist_texts import (
     LABELS,
     NAMES,
@@ -85,11 +86,6 @@ def growth(runs: pd.DataFrame) -> pd.Series:
     return by.agg(lambda a: float(np.log(a.iloc[-1] / a.iloc[0])))
 
 
-def _spearman(a: pd.Series, b: pd.Series) -> float:
-    ok = a.notna() & b.notna()
-    return float(a[ok].rank().corr(b[ok].rank())) if ok.sum() > 2 else float("nan")
-
-
 def growth_correlations(
     runs: Mapping[str, pd.DataFrame], tables: Mapping[str, pd.DataFrame]
 ) -> pd.DataFrame:
@@ -111,13 +107,13 @@ def growth_correlations(
     for name, table in tables.items():
         t = table.set_index(["label_noise", "regulariser"]).assign(growth=growth(runs[name]))
         t = t.reset_index()
-        within = {p: _spearman(g["growth"], g["final"]) for p, g in t.groupby("label_noise")}
+        within = {p: spearman(g["growth"], g["final"]) for p, g in t.groupby("label_noise")}
         none = t[t["regulariser"] == "none"].set_index("label_noise")["growth"].dropna()
         reg = t[(t["regulariser"] != "none") & t["growth"].notna()]
         reg = reg[reg["label_noise"].isin(none.index)]  # levels without a finished "none" out
         slower = int((reg["growth"].to_numpy() < none.loc[reg["label_noise"]].to_numpy()).sum())
-        rows.append(dict(table=name, rho=_spearman(t["growth"], t["final"]),
-                         rho_noise=_spearman(t["growth"], t["label_noise"]), within=within,
+        rows.append(dict(table=name, rho=spearman(t["growth"], t["final"]),
+                         rho_noise=spearman(t["growth"], t["label_noise"]), within=within,
                          slower=slower, regularised=len(reg)))  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mgs_teach import paper
-from mgs_teach.lab.findings import ordinal
+from mgs_teach.lab.findings import join_and, ordinal
 from mgs_teach.lab.plans import TABLE_METHODS
 
 __all__ = ["LABELS", "NAMES", "NOT_MEASURED", "bench_texts", "cost_texts", "divergence_texts",
@@ -33,14 +33,9 @@ def _pct(p: float) -> str:
     return f"{p:.0%}".replace("%", " %")
 
 
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
-
-
 def _levels(ps: Sequence[float]) -> str:
     """``[0.3, 0.6, 0.8]`` -> ``"30, 60 and 80 %"``."""
-    return _join([f"{100 * p:.0f}" for p in ps]) + " %"
+    return join_and([f"{100 * p:.0f}" for p in ps]) + " %"
 
 
 def _span(values: Any, digits: int = 1, unit: str = "") -> str:
@@ -56,11 +51,11 @@ def _per_table(v: pd.DataFrame) -> dict[str, str]:
     out = {f"{n}_{k}": NOT_MEASURED for n in LABELS for k in ("ranks", "winners", "behind", "lead")}
     for name, t in v.groupby("table", sort=False):
         n = int(t["methods"].iloc[0])
-        out[f"{name}_ranks"] = _join([f"{ordinal(r)} of {n} at {_levels(g['label_noise'])}"
+        out[f"{name}_ranks"] = join_and([f"{ordinal(r)} of {n} at {_levels(g['label_noise'])}"
                                       for r, g in t.groupby("mgs_rank", sort=False)])  # fmt: skip
         lost, won = t[t["mgs_rank"] > 1], t[t["mgs_rank"] == 1]
         winners = [f"{w} at {_levels(g['label_noise'])}" for w, g in lost.groupby("best")]
-        out[f"{name}_winners"] = _join(winners) or "none"
+        out[f"{name}_winners"] = join_and(winners) or "none"
         out[f"{name}_behind"] = _span(-lost["mgs_margin"], 2, " points") if len(lost) else "0"
         out[f"{name}_lead"] = _span(won["mgs_margin"], 2, " points") if len(won) else "0"
     return out
@@ -89,11 +84,11 @@ def table_texts(v: pd.DataFrame, pv: pd.DataFrame, runs: str = "the") -> dict[st
     at60, p60 = v[v["label_noise"] == 0.6], pv[pv["label_noise"] == 0.6]
     noisy, pnoisy = v[v["label_noise"] > 0], pv[pv["label_noise"] > 0]
     return {**_per_table(v), "entries": str(len(v)), "mgs_best": f"{len(best)} of {len(v)}",
-            "mgs_best_where": _join(where) or "no entry", "close": f"{close} of {len(v)}",
+            "mgs_best_where": join_and(where) or "no entry", "close": f"{close} of {len(v)}",
             "close_sentence": _close(v, runs),
-            "unreg_drop_60": _join([f"{d:.1f} points ({LABELS.get(n, n)})"
+            "unreg_drop_60": join_and([f"{d:.1f} points ({LABELS.get(n, n)})"
                                     for n, d in zip(at60["table"], at60["unreg_drop"])]),
-            "paper_unreg_drop_60": _join([f"{d:.1f}" for d in p60["unreg_drop"]]),
+            "paper_unreg_drop_60": join_and([f"{d:.1f}" for d in p60["unreg_drop"]]),
             "unreg_drop_span": _span(noisy["unreg_drop"], 1, " points"),
             "paper_unreg_drop_span": _span(pnoisy["unreg_drop"], 1, " points"),
             "lead": _span(best["mgs_margin"], 2, " points") if len(best) else "none",
@@ -101,7 +96,7 @@ def table_texts(v: pd.DataFrame, pv: pd.DataFrame, runs: str = "the") -> dict[st
             "paper_mgs_drop_max": f"{pv['mgs_drop'].max():.1f}",
             "paper_mgs_best": f"{len(pbest)} of {len(pv)}",
             "paper_lead": _span(pbest["mgs_margin"], 1, " points") if len(pbest) else "none",
-            "paper_exceptions": _join([
+            "paper_exceptions": join_and([
                 f"at {_pct(r.label_noise)} of {LABELS.get(r.table, r.table)}, where {r.best} "
                 f"has {r.best_final:.1f} and MGS {r.mgs_final:.1f}" for r in pnot.itertuples()])
             or "nowhere"}  # fmt: skip
@@ -111,18 +106,18 @@ def figure3_texts(c: pd.DataFrame) -> dict[str, str]:
     """The Figure 3 stand-in's correlations (``growth_correlations``)."""
     label = lambda r: LABELS.get(r.table, r.table)
     signs = {float(np.sign(r)) for r in c["rho"]}
-    where = "both tables" if len(c) == 2 else _join([label(r) for r in c.itertuples()])
+    where = "both tables" if len(c) == 2 else join_and([label(r) for r in c.itertuples()])
     within = [x for w in c["within"] for x in w.values() if not np.isnan(x)]
     return {**{f"{n}_rho": NOT_MEASURED for n in LABELS},
             **{f"{r.table}_rho": _signed(r.rho) for r in c.itertuples()},
             "rho_sign": f"positive in {where}, against the paper's negative sign"
             if signs == {1.0} else f"negative in {where}, the paper's sign"
             if signs == {-1.0} else "of mixed sign, where the paper's is negative",
-            "rho_noise": _join([f"{_signed(r.rho_noise)} ({label(r)})" for r in c.itertuples()]),
+            "rho_noise": join_and([f"{_signed(r.rho_noise)} ({label(r)})" for r in c.itertuples()]),
             "within_negative": f"{sum(x < 0 for x in within)} of {len(within)}",
-            "within_mean": _join([f"{_signed(np.nanmean(list(r.within.values())))} ({label(r)})"
+            "within_mean": join_and([f"{_signed(np.nanmean(list(r.within.values())))} ({label(r)})"
                                   for r in c.itertuples()]),
-            "slower": _join([f"{r.slower} of {r.regularised} ({label(r)})"
+            "slower": join_and([f"{r.slower} of {r.regularised} ({label(r)})"
                              for r in c.itertuples()])}  # fmt: skip
 
 
@@ -141,7 +136,7 @@ def bench_texts(b: pd.DataFrame | None, m: pd.DataFrame | None) -> dict[str, str
             f"({' → '.join(f'{a:.1f}' for a in fs)} %)" for n, ps, fs in r.rises)]  # fmt: skip
         parts = parts if r.rises else []
         if r.blank:
-            parts.append("every run diverged at " + _join([f"{n:,} samples, {_pct(p)}"
+            parts.append("every run diverged at " + join_and([f"{n:,} samples, {_pct(p)}"
                                                           for n, p in r.blank]))  # fmt: skip
         others.append("; ".join(parts))
     return dict(
@@ -150,8 +145,9 @@ def bench_texts(b: pd.DataFrame | None, m: pd.DataFrame | None) -> dict[str, str
         tb_margin_high=f"{_signed(b['mgs_margin'].iloc[-1], 1)} at {_pct(b.index[-1])}",
         tb_unreg_drop_low=f"{b['unreg_drop'].iloc[0]:.1f}",
         tb_unreg_drop_high=f"{b['unreg_drop'].iloc[-1]:.1f}",
-        tb_falling=_join(falling) or "no method",
-        tb_panels="in the panels of " + (_join(falling) or "none") if others else "in every panel",
+        tb_falling=join_and(falling) or "no method",
+        tb_panels=("in the panels of " + (join_and(falling) or "none") if others
+                   else "in every panel"),
         tb_not_falling=". ".join(others) or "none",
     )  # fmt: skip
 
@@ -160,7 +156,7 @@ def run_texts(d: pd.DataFrame, epochs: Sequence[int], tb_epochs: Sequence[int]) 
     """Runs per table entry (from ``divergence``) and the epochs the tables and
     the bench trained."""
     totals = d.loc[d["source"] != "bench", "total"]
-    fmt = lambda e: _join([str(int(x)) for x in sorted(set(e))]) or NOT_MEASURED
+    fmt = lambda e: join_and([str(int(x)) for x in sorted(set(e))]) or NOT_MEASURED
     return {"runs": _span(totals, 0) if len(totals) else NOT_MEASURED,
             "epochs": fmt(epochs), "tb_epochs": fmt(tb_epochs)}  # fmt: skip
 
@@ -188,7 +184,7 @@ def cost_texts(cost: pd.DataFrame | None) -> dict[str, str]:
         e = c[c.index.get_level_values("engine") == engine] if len(c) else c
         out[f"cost_{engine}"] = _span(e) if len(e) else NOT_MEASURED
         ns = e.index.get_level_values("runs") if len(e) else []
-        runs.append(_join([str(int(r)) for r in ns]))
+        runs.append(join_and([str(int(r)) for r in ns]))
         parts.append(f"{_span(e)} plain steps {where}" if len(e) else f"is not measured {where}")
     if not len(c):
         return {**out, "cost": "has no LeNet-5 rows with and without the penalty, so it does "
@@ -197,7 +193,7 @@ def cost_texts(cost: pd.DataFrame | None) -> dict[str, str]:
     said = [f"{p} ({r})" if r else p for p, r in zip(parts, runs)]
     if runs[0] == runs[1]:
         said = [parts[0], f"{parts[1]} ({runs[0]} each)"]
-    return {**out, "cost": "measures a LeNet-5 step with it at " + _join(said)}
+    return {**out, "cost": "measures a LeNet-5 step with it at " + join_and(said)}
 
 
 def _count(frame: pd.DataFrame) -> str:
@@ -223,7 +219,7 @@ def _bench_parts(b: pd.DataFrame) -> tuple[str, str]:
         none = f"none of its {int(b['total'].sum())} runs at those levels on the test bench"
         return none, none
     start = b.loc[b["diverged"] > 0, "n_train"].min()
-    sizes = _join([f"{_count(g)} at {int(n):,} samples" for n, g in b.groupby("n_train")])
+    sizes = join_and([f"{_count(g)} at {int(n):,} samples" for n, g in b.groupby("n_train")])
     after = f"{_count(b[b['n_train'] >= start])} at {int(start):,} samples and more"
     return f"on the test bench in {sizes}, that is {after}", f"{after} on the test bench"
 
@@ -245,7 +241,7 @@ def divergence_texts(d: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
     tables, bench = hit[hit["source"] != "bench"], hit[hit["source"] == "bench"]
     long, short = _bench_parts(bench.sort_values("n_train"))
     rest = int(d.drop(hit.index)["diverged"].sum())
-    detail = _join([f"{_count(g)} in {LABELS.get(s, s)}"
+    detail = join_and([f"{_count(g)} in {LABELS.get(s, s)}"
                     for s, g in tables.groupby("source", sort=False)])  # fmt: skip
     in_tables = [f"{_count(tables)} of its table runs"] if len(tables) else []
     loss = runs["train_loss"]
@@ -259,11 +255,11 @@ def divergence_texts(d: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
                f"{_span(loss, 2)} and a test accuracy of {_span(runs['test_acc'], 0, ' %')}."
                if len(runs) else "")  # fmt: skip
     others = "no other run diverged" if rest == 0 else f"{rest} other runs diverged"
-    brief = _join([f"{_count(tables)} in the tables"] * bool(in_tables) + [short] * bool(short))
-    first = _join([*(f"{c} ({detail})" for c in in_tables), *([long] if long else [])])
+    brief = join_and([f"{_count(tables)} in the tables"] * bool(in_tables) + [short] * bool(short))
+    first = join_and([*(f"{c} ({detail})" for c in in_tables), *([long] if long else [])])
     return {**out, "div_method": method, "div_levels": levels, "div_why": why,
             "div_sentence": f"{method} diverged at {levels} noise in "
-            f"{_join([*in_tables, *([short] if short else [])])}.",
+            f"{join_and([*in_tables, *([short] if short else [])])}.",
             "div_paragraph": f"{method} diverged at {levels} noise in {first}; {others}."
             f"{records} Why? {why[0].upper()}{why[1:]}.",
             "div_summary": f"{method} diverges at {levels} noise ({brief}); why, {why}.",

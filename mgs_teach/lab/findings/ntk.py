@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from mgs_teach.lab.findings import number, percent
+from mgs_teach.lab.findings import join_and, number, percent, spearman
 
 __all__ = ["SPEED_EDGES", "BandRun", "NTKFindings", "band_run", "last_within", "lazy_table",
            "ntk_findings", "ordered_until", "spectrum_summary", "speed_bands"]  # fmt: skip
@@ -33,13 +33,8 @@ def _pct(value: float) -> str:  # a fraction as a percentage with two significan
     return f"{number(100 * value)} %"
 
 
-def _and(items: Sequence[str]) -> str:  # "a", "a and b", "a, b and c"
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _widths(widths: Sequence[int]) -> str:  # "width 512", "widths 256 and 512"
-    return f"width{'s' if len(widths) > 1 else ''} {_and([str(w) for w in widths])}"
+    return f"width{'s' if len(widths) > 1 else ''} {join_and([str(w) for w in widths])}"
 
 
 def speed_bands(speed: np.ndarray, edges: Sequence[float] = SPEED_EDGES
@@ -150,10 +145,6 @@ def last_within(lazy: pd.DataFrame, threshold: float = 0.1) -> pd.Series:
     return pd.Series({int(w): held(c) for w, c in mean.groupby(level="width")}, dtype=int)
 
 
-def _spearman(a: Any, b: Any) -> float:
-    return float(pd.Series(np.asarray(a)).rank().corr(pd.Series(np.asarray(b)).rank()))
-
-
 @dataclass(frozen=True)
 class NTKFindings:
     """The chapter's findings (see :func:`ntk_findings` for what each field holds)."""
@@ -237,7 +228,7 @@ class NTKFindings:
             "late_verdict": late,
             "whole_run": whole,
             "late_best": _pct(min(self.late_error.values())),
-            "within": _and(spans),
+            "within": join_and(spans),
             "within_trend": "the wider the network, the longer it lasts"
             if np.all(np.diff(within) >= 0) and within[-1] > within[0]
             else "it does not last longer in every wider network",
@@ -253,10 +244,10 @@ class NTKFindings:
         keeps = [b.name for b in self.bands if b.slowest_keeps_most]
         grew = [b.name for b in self.bands if b.trace_end > b.trace_start]
         return {
-            "bands_order": _and([f"{order(b)} on {b.name}" for b in self.bands]),
+            "bands_order": join_and([f"{order(b)} on {b.name}" for b in self.bands]),
             "slowest_verdict": "in every run" if len(keeps) == len(self.bands)
-            else f"only on {_and(keeps)}" if keeps else "in none of the runs",
-            "trace_growth": _and([f"from {number(b.trace_start, 3)} to "
+            else f"only on {join_and(keeps)}" if keeps else "in none of the runs",
+            "trace_growth": join_and([f"from {number(b.trace_start, 3)} to "
                                   f"{number(b.trace_end, 3)} on {b.name}" for b in self.bands]),
             "trace_verdict": "grows during training" if len(grew) == len(self.bands)
             else "does not grow in every run",
@@ -316,7 +307,7 @@ class NTKFindings:
         if broken:
             failed.append(
                 "the order of the bands up to the last step: it breaks after step "
-                + _and([f"{b.ordered_until} on {b.name}" for b in broken])
+                + join_and([f"{b.ordered_until} on {b.name}" for b in broken])
             )
         moves = self.drift_rho > 0.5 and any(b.trace_end > b.trace_start for b in self.bands)
         why = (
@@ -366,8 +357,8 @@ def ntk_findings(
         early_error={int(w): float(e) for w, e in ends[("error", first)].items()},
         late_error={int(w): float(e) for w, e in ends[("error", last)].items()},
         within={int(w): int(s) for w, s in last_within(lazy, threshold).items()},
-        drift_rho=_spearman(lazy.drift, lazy.error), n_records=len(lazy),
+        drift_rho=spearman(lazy.drift, lazy.error), n_records=len(lazy),
         bands=tuple(band_run(name, run) for name, run in band_runs.items()),
-        roughness_rho=_spearman(np.arange(len(roughness)), roughness),
+        roughness_rho=spearman(np.arange(len(roughness)), roughness),
         n_vectors=len(roughness), spectrum=spectrum, threshold=threshold,
     )  # fmt: skip

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mgs_teach.lab.findings import number
+from mgs_teach.lab.findings import number, spearman
 
 __all__ = [
     "METRICS",
@@ -41,10 +41,6 @@ def noise_entropy(label_noise: float) -> float:
     entropy of the label noise. A training loss below it can only come from memorising."""
     p = label_noise
     return float(-(p * np.log(p) + (1 - p) * np.log(1 - p))) if 0 < p < 1 else 0.0
-
-
-def _spearman(a: pd.Series, b: pd.Series) -> float:
-    return float(a.rank().corr(b.rank()))
 
 
 def _names(names: tuple[str, ...], baseline: str = "none") -> str:
@@ -330,9 +326,7 @@ def regularisation_findings(
     """
     final = per_seed.groupby(level=0, sort=False).mean()
     rho = {
-        lab: _spearman(final[col], final["test acc"])
-        for col, lab in METRICS.items()
-        if col in final
+        lab: spearman(final[col], final["test acc"]) for col, lab in METRICS.items() if col in final
     }
     trace = {n: _mean_se(per_seed.loc[n, "final tr K"]) for n in final.index}
     b_mean, b_se = trace[baseline]
