@@ -39,7 +39,7 @@ class TrainingDiverged(UserWarning):
 
 
 #: What every record holds, besides its step.
-RECORD_FIELDS = ("train_loss", "test_loss", "test_acc", "trace", "logdet")
+RECORD_FIELDS = ("train_loss", "test_loss", "test_acc", "trace", "logdet", "lambda_max")
 
 
 def evaluate(
@@ -94,8 +94,8 @@ def make_record(
 ) -> Callable[..., dict[str, jax.Array]]:
     """Build the record of one run: ``record(params, x_test, y_test, x_monitor) -> dict``.
 
-    The dict holds ``test_loss``, ``test_acc``, and ``trace`` and ``logdet`` of the MGS
-    kernel of the monitoring batch ``x_monitor`` (evaluation mode, the structured kernel
+    The dict holds ``test_loss``, ``test_acc``, and ``trace``, ``logdet`` and ``lambda_max``
+    (largest eigenvalue) of the MGS kernel of the monitoring batch ``x_monitor`` (evaluation mode, the structured kernel
     where the model allows it), computed in float64 if ``config.metrics_in_float64``, which
     needs float64 enabled while it is traced (:func:`mgs_teach.kernel.float64`).
     """
@@ -109,7 +109,7 @@ def make_record(
             p, xm = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, x_monitor))
         kernel = mgs_kernel(apply_fn, p, xm, method="auto")
         return dict(test_loss=test_loss, test_acc=test_acc, trace=jnp.trace(kernel),
-                    logdet=kernel_logdet(kernel))  # fmt: skip
+                    logdet=kernel_logdet(kernel), lambda_max=jnp.linalg.eigvalsh(kernel)[-1])
 
     return record
 
@@ -150,7 +150,7 @@ def history(
     -------
     history : pandas.DataFrame
         One row per record: ``step, epoch, lr, train_loss, test_loss, test_acc, trace,
-        logdet, singular``. ``train_loss`` is the mean mini-batch loss (without the
+        logdet, lambda_max, singular``. ``train_loss`` is the mean mini-batch loss (without the
         penalty) over the steps since the previous record, NaN at step 0. ``logdet`` is
         ``-inf`` where the monitoring kernel was singular (``singular`` True).
     status : str

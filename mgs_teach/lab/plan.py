@@ -204,8 +204,12 @@ class MNISTPlan:
         (:data:`mgs_teach.lab.plans.REGRESSION_PLANS`), where the tables' and the tuning's
         noise levels are target noise in the paper's units.
     batch_size : int
+    learning_rate : float
+        The initial learning rate (the paper's 0.1, decayed by 0.99 per epoch).
     image_size, n_test : int
         The regression benchmark's image side and test faces.
+    face_targets : {"scaled", "pixels"}
+        The regression targets' unit (:class:`mgs_teach.lab.specs.FacesSpec`).
     """
 
     name: str
@@ -224,6 +228,13 @@ class MNISTPlan:
     batch_size: int = 32
     image_size: int = 28
     n_test: int = 500
+    learning_rate: float = 0.1
+    face_targets: str = "scaled"
+
+    @property
+    def mse_unit(self) -> float:
+        """Squared pixels of a 96-pixel image in one unit of a regression plan's MSE."""
+        return FacesSpec(1, targets=self.face_targets).mse_unit
 
     # ------------------------------------------------------------ experiments of the plan
 
@@ -235,11 +246,12 @@ class MNISTPlan:
         """
         if self.task == "faces":
             data = FacesSpec(n_train, target_noise=label_noise, n_test=self.n_test,
-                             size=self.image_size, source=self.source)  # fmt: skip
+                             size=self.image_size, source=self.source,
+                             targets=self.face_targets)  # fmt: skip
         else:
             data = DataSpec("mnist", n_train, label_noise, noise=self.noise, source=self.source)
         config = Config(epochs=epochs, batch_size=self.batch_size, n_records=self.n_records,
-                        monitor_size=self.monitor_size)  # fmt: skip
+                        monitor_size=self.monitor_size, learning_rate=self.learning_rate)
         return Experiment(model, data, Regulariser("none"), config)
 
     def models(self) -> dict[str, tuple[ModelSpec, tuple[str, ...], str]]:

@@ -210,9 +210,11 @@ TASKS: dict[str, Callable[[DataSpec, int], tuple[np.ndarray, ...]]] = {
 class FacesSpec:
     """The regression benchmark's data: blurred faces with 15 keypoints, noisy targets.
 
-    The targets are the 30 keypoint coordinates scaled to ``[-1, 1]`` (pixel / (size / 2)
-    - 1), which the networks regress with an MSE loss (:attr:`loss`); multiply an MSE by
-    :attr:`PIXEL_MSE` for pixels of a 96-pixel image, the paper's unit.
+    The targets are the 30 keypoint coordinates, regressed with an MSE loss (:attr:`loss`):
+    ``targets="scaled"`` scales them to ``[-1, 1]`` (pixel / (size / 2) - 1);
+    ``targets="pixels"`` keeps them in pixels of a 96-pixel image, the paper's unit (Kaggle's
+    coordinates, which the paper trains on). :attr:`mse_unit` turns an MSE into squared
+    pixels of a 96-pixel image.
 
     Attributes
     ----------
@@ -233,6 +235,8 @@ class FacesSpec:
     source : str
         ``"procedural"`` (:func:`mgs_teach.faces.keypoint_faces`) or the path of Kaggle's
         ``training.csv`` (:func:`mgs_teach.faces.load_kaggle_csv`).
+    targets : {"scaled", "pixels"}
+        The targets' unit: scaled to ``[-1, 1]``, or pixels of a 96-pixel image.
     task : str
         Always ``"faces"`` (it names the task in files, as :class:`DataSpec`'s does).
     """
@@ -244,6 +248,7 @@ class FacesSpec:
     size: int = 48
     blur: bool = True
     source: str = "procedural"
+    targets: str = "scaled"
     task: str = "faces"
 
     #: The loss of the task.
@@ -262,6 +267,13 @@ class FacesSpec:
             raise ValueError(f"target_noise must be >= 0, got {self.target_noise}")
         if self.size < 16:
             raise ValueError(f"size must be at least 16, got {self.size}")
+        if self.targets not in ("scaled", "pixels"):
+            raise ValueError(f"targets must be 'scaled' or 'pixels', got {self.targets!r}")
+
+    @property
+    def mse_unit(self) -> float:
+        """Squared pixels of a 96-pixel image in one unit of this task's MSE."""
+        return self.PIXEL_MSE if self.targets == "scaled" else 1.0
 
     @property
     def noise_level(self) -> float:
@@ -273,7 +285,7 @@ class FacesSpec:
         return dataclasses.replace(self, target_noise=0.0)
 
     def load(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(x_train, y_train, x_eval, y_eval)`` of one seed, targets scaled to [-1, 1]."""
+        """``(x_train, y_train, x_eval, y_eval)`` of one seed, targets in :attr:`targets`."""
         pool = None
         if self.source != "procedural":
             pool = faces.kaggle_pool(self.source, self.size, self.blur)
@@ -282,7 +294,11 @@ class FacesSpec:
             n, self.n_test, target_noise=self.target_noise, size=self.size, blur=self.blur,
             seed=seed, pool=pool)  # fmt: skip
         half = self.size / 2  # float32 arrays stay float32
-        y_tr, y_te = y_tr / half - 1.0, y_te / half - 1.0
+        if self.targets == "scaled":
+            y_tr, y_te = y_tr / half - 1.0, y_te / half - 1.0
+        else:  # pixels of a 96-pixel image
+            to_96 = faces.KAGGLE_SIZE / self.size
+            y_tr, y_te = y_tr * to_96, y_te * to_96
         if self.n_val:
             k = self.n_train
             return x_tr[:k], y_tr[:k], x_tr[k:], y_tr[k:]

@@ -17,7 +17,6 @@ import pandas as pd
 from mgs_teach.lab.aggregate import entry, summarise
 from mgs_teach.lab.plans import TABLE_METHODS, plans_for
 from mgs_teach.lab.runner import tuned_strengths
-from mgs_teach.lab.specs import FacesSpec
 from mgs_teach.lab.store import Store
 from mgs_teach.lab.tuner import plan_tuning, select, tuning_order
 
@@ -153,7 +152,7 @@ def mnist_summary(results: dict[str, Any], plan: Any) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     faces = plan.task == "faces"
     # accuracy in percent; a regression's MSE in squared pixels of a 96-pixel image
-    scale = FacesSpec.PIXEL_MSE if faces else 100.0
+    scale = plan.mse_unit if faces else 100.0
     noise = "target_noise" if faces else "label_noise"
     for t in plan.tables:
         table = summarise(results[t.name], [noise, "regulariser"],

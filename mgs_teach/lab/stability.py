@@ -1,0 +1,109 @@
+r"""Whether a regression run converged, and the stability limit of its steps.
+
+One GD step moves the outputs by :math:`-\eta K \nabla_f L` (the gd_step chapter). With the
+MSE averaged over a batch of :math:`B` samples and :math:`C` outputs,
+:math:`\nabla_f L = \tfrac{2}{BC}(f - y)`, so near a fixed kernel the residual follows
+:math:`r \leftarrow (I - \eta \tfrac{2}{BC} K) r`. It shrinks along every eigenvector of
+:math:`K` only while :math:`\eta S < 2`, with the sharpness :math:`S = 2\lambda_{\max}(K)/(BC)`
+(the NTK chapter's kernel gradient descent). Each run records
+:math:`\lambda_{\max}` of the kernel of its fixed monitoring batch of :math:`M` samples;
+:func:`eta_sharpness` estimates :math:`\eta S` from it as :math:`2\eta\lambda_{\max}(K_M)/(MC)`
+(the top eigenvalue of a kernel grows about in proportion to its batch). Since
+:math:`\operatorname{tr} K \ge \lambda_{\max}(K)`, a penalty on the trace also bounds
+:math:`S`.
+
+:func:`run_verdicts` gives one row per run: whether it diverged (non-finite loss or
+parameters), whether it converged by the rule stated there, its final and lowest test MSE, and
+its largest :math:`\eta S`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["RUN_KEYS", "STABILITY_LIMIT", "eta_sharpness", "mean_keypoint_mse", "run_verdicts"]
+
+#: Gradient descent on a quadratic diverges once eta S passes 2.
+STABILITY_LIMIT = 2.0
+#: The columns that name one run in a grid's histories.
+RUN_KEYS = ("model", "learning_rate", "target_noise", "regulariser", "strength", "seed")
+
+
+def eta_sharpness(lr: np.ndarray, lambda_max: np.ndarray, monitor_size: int,
+                  n_outputs: int) -> np.ndarray:  # fmt: skip
+    r""":math:`\eta S = 2\eta\lambda_{\max}(K_M)/(MC)` for the mean squared error.
+
+    Parameters
+    ----------
+    lr, lambda_max : arrays, shape ``(n,)``
+        The learning rate and the monitoring kernel's largest eigenvalue at each record.
+    monitor_size, n_outputs : int
+        :math:`M` and :math:`C`.
+    """
+    return 2.0 * np.asarray(lr, float) * np.asarray(lambda_max, float) / (monitor_size * n_outputs)
+
+
+def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0, baseline: float = np.inf,
+                 rise: float = 1.5, ceiling: float = 2.0, n_outputs: int = 30,
+                 last: int = 5) -> pd.DataFrame:  # fmt: skip
+    """One row per run: ``diverged``, ``converged``, ``learned``, ``final``, ``lowest``,
+    ``eta_s_max``.
+
+    The rule: a run **converged** when it did not diverge, its final test MSE is at most
+    ``rise`` times its lowest (it did not blow up late), and at most ``ceiling`` times
+    ``baseline``, the MSE of predicting every face's mean keypoints (a run twice as far off
+    as the average face has not learned the faces). It **learned** the faces beyond their
+    average when its final MSE is below ``baseline``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Histories with :data:`RUN_KEYS`, ``step, lr, test_loss, lambda_max, monitor_size,
+        status``.
+    mse_unit : float
+        Squared pixels in one unit of ``test_loss``.
+    baseline : float
+        The mean-keypoint predictor's test MSE, px² (:func:`mean_keypoint_mse`).
+    rise, ceiling : float
+    n_outputs : int
+    last : int
+        The final MSE is the mean of the last ``last`` records (the paper's tables' final).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`RUN_KEYS` plus the six columns above, MSEs in px² (NaN for a diverged run).
+    """
+    keys = [k for k in RUN_KEYS if k in runs.columns]
+    rows = []
+    for key, g in runs.groupby(keys, sort=False):
+        g = g.sort_values("step")
+        loss = g["test_loss"].to_numpy(float) * mse_unit
+        diverged = bool(g["status"].iloc[-1] != "finished") or not np.isfinite(loss).all()
+        final = float(np.mean(loss[-last:])) if not diverged else np.nan
+        lowest = float(np.min(loss)) if not diverged else np.nan
+        lam = g["lambda_max"] if "lambda_max" in g else pd.Series(np.nan, index=g.index)
+        eta_s = eta_sharpness(g["lr"], lam, int(g["monitor_size"].iloc[0]), n_outputs)
+        converged = not diverged and final <= rise * lowest and final <= ceiling * baseline
+        rows.append(dict(zip(keys, key), diverged=diverged, converged=converged,
+                         learned=not diverged and final < baseline, final=final, lowest=lowest,
+                         eta_s_max=float(np.nanmax(eta_s)) if np.isfinite(eta_s).any()
+                         else np.nan))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def mean_keypoint_mse(data: Any, seed: int = 0) -> float:
+    """The test MSE (px²) of predicting, for every face, the training targets' mean: what a
+    network achieves that learned only the average face.
+
+    Parameters
+    ----------
+    data : mgs_teach.lab.specs.FacesSpec
+    seed : int
+    """
+    _, y_train, _, y_test = data.load(seed)
+    guess = np.asarray(y_train, float).mean(axis=0)
+    return float(np.mean((np.asarray(y_test, float) - guess) ** 2) * data.mse_unit)
