@@ -65,7 +65,7 @@ class PilotSpec:
 REGRESSION_PILOT = PilotSpec(
     n_train=642, epochs=50, runs=2, noises=(0.0, 30.0), learning_rates=(0.1, 0.01),
     methods=(("none", 0.0), ("dropout", 0.3), ("weight_decay", 1e-3), ("param_gradient", 0.1),
-             ("mgs_trace", 1e-4), ("mgs_trace", 1e-3), ("mgs_trace", 1e-2), ("mgs_trace", 1e-1)),
+             ("mgs_trace", 1e-3), ("mgs_trace", 1e-2)),
 )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ def histories(finals, noise=30.0, shape=None, train=None, seeds=3, steps=10, n_t
 
 
 def crafted(runs, tuning=None):
-    plan = SimpleNamespace(name="crafted", tables=(SimpleNamespace(name="table2"),))
+    plan = SimpleNamespace(name="crafted", tables=(SimpleNamespace(name="table2"),), mse_unit=PX)
     return {"plan": plan, "table2": runs, "tuning": tuning}
 
 
@@ -128,14 +128,16 @@ def test_the_tuners_choices_say_which_is_the_smallest_candidate():
 
 @pytest.fixture(scope="module")
 def committed():
-    results = summaries.load_mnist_results(summaries.results_dir("regression-cpu"))
-    assert results is not None, "results/regression-cpu is part of the repository"
+    results = summaries.load_mnist_results(summaries.results_dir("regression-cpu-scaled"))
+    assert results is not None, "results/regression-cpu-scaled is part of the repository"
     return results
 
 
 def test_the_committed_findings_agree_with_the_summary(committed):
     found = R.findings(committed)
-    summary = json.loads((summaries.results_dir("regression-cpu") / "summary.json").read_text())
+    summary = json.loads(
+        (summaries.results_dir("regression-cpu-scaled") / "summary.json").read_text()
+    )
     for e in found.ranks:
         entries = summary["tables"][e.table]["entries"][f"{e.noise:g}"]
         mgs = entries["MGS"]["final"]

@@ -109,14 +109,23 @@ def test_the_test_benches_have_the_planned_grids_and_keep_the_tuned_strengths():
 
 def test_the_regression_plans_have_the_papers_protocol():
     paper, cpu = plans.REGRESSION_PAPER, plans.REGRESSION_CPU
-    assert set(plans.REGRESSION_PLANS) == {"quick", "cpu", "paper"}
+    assert set(plans.REGRESSION_PLANS) == {"quick", "cpu", "cpu-scaled", "paper"}
     for plan in (paper, cpu):
         assert plan.task == "faces" and plan.batch_size == 128
         assert (plan.tuning.label_noise, plan.tuning.epochs) == (15.0, 50)
+        # the paper's targets and training share: 30 % of Kaggle's 2,140 complete faces
+        assert plan.face_targets == "pixels" and plan.mse_unit == 1.0
+        assert all(t.n_train == 642 for t in plan.tables)
+        assert plan.tuning.n_train + plan.tuning.n_val == 642
         assert {t.model.kind for t in plan.tables} == {"lenet5", "fcn"}
         for t in plan.tables:
             assert t.noises == plans.REGRESSION_NOISES == (0.0, 10.0, 20.0, 30.0)
             assert t.model.d_out == 30 and t.model.d_in == plan.image_size**2
+    assert paper.learning_rate == 0.1  # the paper's; the cpu plan's comes from the pilot
+    # Kaggle's 2,140 complete faces hold the paper plan's training and test faces
+    assert 2140 - paper.n_test >= max(t.n_train for t in paper.tables)
+    scaled = plans.REGRESSION_CPU_SCALED
+    assert scaled.face_targets == "scaled" and scaled.mse_unit == (96 / 2) ** 2
     assert paper.image_size == 96
     assert {t.model.kind: t.epochs for t in paper.tables} == {"lenet5": 50, "fcn": 400}
     assert all(t.runs == 10 and t.trace_method == "auto" for t in paper.tables)

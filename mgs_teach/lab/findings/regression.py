@@ -2,9 +2,8 @@
 
 :func:`findings` reads a regression command's results beside the paper's Tables 2 and D.2
 (:data:`mgs_teach.paper.REGRESSION_TABLES`): MGS's rank at every entry, whether any method
-overfits, the tuner's choices, and Section 6.2's claim tested by one rule on both. Errors are
-in the paper's unit, squared pixels of a 96-pixel image.
-"""
+overfits, the tuner's choices, and Section 6.2's claim tested by one rule on both; errors in
+squared pixels of a 96-pixel image."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from mgs_teach import paper
-from mgs_teach.faces import KAGGLE_SIZE
 from mgs_teach.lab.aggregate import summarise
 from mgs_teach.lab.findings import number, ordinal
 from mgs_teach.lab.plans import TABLE_METHODS
@@ -38,11 +36,12 @@ NETWORK = {"table2": "LeNet-5", "fcn_regression": "FCN 6 × 300"}
 PAPER_SATISFACTORY = {"table2": ("Dropout", "MGS"), "fcn_regression": ("MGS",)}
 
 
-def our_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One regression table the paper's way (px²): one row per noise scale and method,
-    ``target_noise, regulariser, method, final, sd, lowest, runs, diverged``."""
+def our_table(runs: pd.DataFrame, unit: float = FacesSpec.PIXEL_MSE) -> pd.DataFrame:
+    """One regression table the paper's way (px², ``unit`` px² per unit of the runs' MSE):
+    one row per noise scale and method, ``target_noise, regulariser, method, final, sd,
+    lowest, runs, diverged``."""
     table = summarise(runs, ["target_noise", "regulariser"], metric="test_loss", best="min")
-    table[["final", "sd", "max"]] *= FacesSpec.PIXEL_MSE
+    table[["final", "sd", "max"]] *= unit
     table = table.rename(columns={"max": "lowest"})
     return table.assign(method=table["regulariser"].map(NAMES))
 
@@ -109,11 +108,12 @@ class Curve(NamedTuple):
     overfits: bool  # rise > tolerance
 
 
-def curve_checks(runs: pd.DataFrame, table: str = "", tolerance: float = 0.05) -> list[Curve]:
+def curve_checks(runs: pd.DataFrame, table: str = "", tolerance: float = 0.05,
+                 unit: float = FacesSpec.PIXEL_MSE) -> list[Curve]:  # fmt: skip
     """Whether each method's test MSE rises after its lowest point (finished runs only).
 
     ``runs``: histories (``regulariser, target_noise, seed, step, test_loss, status``, the
-    MSE on targets scaled to [-1, 1]). A method overfits where the last point of its
+    MSE, ``unit`` px² per unit). A method overfits where the last point of its
     run-averaged curve lies more than ``tolerance`` (relative) above the curve's lowest.
     """
     out = []
@@ -121,10 +121,10 @@ def curve_checks(runs: pd.DataFrame, table: str = "", tolerance: float = 0.05) -
     stats = summarise(ok, ["regulariser", "target_noise"], metric="test_loss", best="min")
     for row in stats.itertuples():
         g = ok[(ok["regulariser"] == row.regulariser) & (ok["target_noise"] == row.target_noise)]
-        curve = g.groupby("step")["test_loss"].mean().sort_index() * FacesSpec.PIXEL_MSE
+        curve = g.groupby("step")["test_loss"].mean().sort_index() * unit
         rise = float(curve.iloc[-1] / curve.min() - 1)
         out.append(Curve(table, NAMES.get(row.regulariser, row.regulariser),
-                         float(row.target_noise), float(row.final) * FacesSpec.PIXEL_MSE,
+                         float(row.target_noise), float(row.final) * unit,
                          float(curve.min()), float(curve.iloc[-1]), rise,
                          rise > tolerance))  # fmt: skip
     return out
@@ -142,19 +142,20 @@ class FloorCheck(NamedTuple):
     below: bool  # train_loss < floor - tolerance: the network fits the noise
 
 
-def noise_floor(runs: pd.DataFrame, noise: float, table: str = "",
-                n_outputs: int = 30) -> list[FloorCheck]:  # fmt: skip
+def noise_floor(runs: pd.DataFrame, noise: float, table: str = "", n_outputs: int = 30,
+                unit: float = FacesSpec.PIXEL_MSE) -> list[FloorCheck]:  # fmt: skip
     """Each method's final training loss at ``noise`` (pixels of a 96-pixel image) against
     the noise floor, from histories with ``regulariser, target_noise, seed, step, train_loss,
     n_train, status``.
 
-    Exact keypoints have the training MSE (noise / 48)² on targets scaled to [-1, 1]; below
+    Exact keypoints have the training MSE noise² / ``unit`` ((noise / 48)² on targets scaled
+    to [-1, 1], noise² in pixels); below
     it, a network reproduces part of the noise. The noise's sample variance over ``n_train *
     n_outputs`` coordinates and the runs has a standard error of ``floor * sqrt(2 / n)``; a
     loss counts as below the floor when it is more than two of these below.
     """
     ok = runs[(runs["status"] == "finished") & (runs["target_noise"] == noise)]
-    floor = (noise / (KAGGLE_SIZE / 2)) ** 2
+    floor = noise**2 / unit
     out = []
     for reg, g in ok.groupby("regulariser", sort=False):
         last = g.sort_values("step").groupby("seed")["train_loss"].last()
@@ -382,15 +383,15 @@ def findings(results: Mapping[str, Any], paper_tables: Mapping[str, Any] | None 
         :func:`curve_checks`' tolerance.
     """
     paper_tables = paper.REGRESSION_TABLES if paper_tables is None else paper_tables
-    names = [t.name for t in results["plan"].tables]
-    ours = {n: our_table(results[n]) for n in names}
+    names, unit = [t.name for t in results["plan"].tables], results["plan"].mse_unit
+    ours = {n: our_table(results[n], unit) for n in names}
     theirs = {n: _paper_frame(paper_tables, n) for n in names}
     top = max(float(results[n]["target_noise"].max()) for n in names)
     runs = {n: results[n].groupby(["key", "seed"])["status"].first() for n in names}
     return RegressionFindings(
         plan=results["plan"].name, ranks=rank_entries(ours),
-        curves=tuple(c for n in names for c in curve_checks(results[n], n, tolerance)),
-        floors=tuple(f for n in names for f in noise_floor(results[n], top, n)),
+        curves=tuple(c for n in names for c in curve_checks(results[n], n, tolerance, unit)),
+        floors=tuple(f for n in names for f in noise_floor(results[n], top, n, unit=unit)),
         choices=tuple(tuning_choices(results["tuning"])) if results.get("tuning") is not None
         else (), claims=tuple(_claim(n, ours[n], theirs[n], factor) for n in names),
         runs=sum(len(r) for r in runs.values()),
