@@ -26,7 +26,8 @@ import parallel_execute  # noqa: E402
 
 #: The chapters that read committed results, and the results they read.
 CHAPTERS = ("mnist", "regression")
-COMMITTED = ("mnist-cpu", "regression-cpu", "testbench-cpu", "bench")
+COMMITTED = ("mnist-cpu", "regression-cpu", "regression-cpu-scaled", "regression-pilot",
+             "testbench-cpu", "bench")  # fmt: skip
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "results")
 
 #: The form the chapters had before ``summaries.results_dir``: a path beside the package.

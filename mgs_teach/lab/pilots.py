@@ -15,23 +15,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mgs_teach.lab import stability
 from mgs_teach.lab.experiment import Experiment
+from mgs_teach.lab.findings import join_and
 from mgs_teach.lab.plan import MNISTPlan, plan_options
 from mgs_teach.lab.plans import REGRESSION_CPU
-from mgs_teach.lab.stability import mean_keypoint_mse, run_verdicts
+from mgs_teach.lab.stability import run_verdicts
+from mgs_teach.lab.store import Store
 from mgs_teach.penalties import Regulariser
 
 __all__ = [
     "PilotSpec",
     "REGRESSION_PILOT",
-    "pilot_baselines",
+    "load_pilot",
     "pilot_grid",
     "pilot_summary",
     "pilot_table",
+    "pilot_texts",
 ]
 
 
@@ -47,6 +53,9 @@ class PilotSpec:
     learning_rates : tuple of float
         Initial learning rates.
     methods : tuple of (regulariser, strength)
+    monitor_size, n_records : int
+        As in :class:`mgs_teach.config.Config`; the rest of the data and the training come
+        from the plan given to :func:`pilot_grid`.
     onset_epochs : int
         The onset grid (:func:`pilot_grid` with ``onset=True``): the same settings, one seed,
         trained this many epochs with a record at every step, to see what happens to
@@ -60,6 +69,8 @@ class PilotSpec:
     learning_rates: tuple[float, ...]
     methods: tuple[tuple[str, float], ...]
     onset_epochs: int = 3
+    monitor_size: int = 16
+    n_records: int = 25
 
 
 REGRESSION_PILOT = PilotSpec(
@@ -79,7 +90,9 @@ def pilot_grid(
     for table in plan.tables:
         for lr in spec.learning_rates:
             for noise in spec.noises:
-                base = plan.base(table.model, spec.n_train, noise, spec.epochs)
+                base = plan.base(table.model, spec.n_train, noise, spec.epochs).replace(
+                    monitor_size=spec.monitor_size, n_records=spec.n_records
+                )
                 if onset:  # record_steps keeps every step when asked for more records
                     base = base.replace(epochs=spec.onset_epochs, n_records=10_000)
                 for name, strength in spec.methods:
@@ -103,7 +116,8 @@ def pilot_table(
     mse_unit : float
         Squared pixels in one unit of the runs' MSE.
     baselines : dict, optional
-        ``{target noise: the mean-keypoint predictor's test MSE}`` (:func:`pilot_baselines`),
+        ``{target noise: the mean-keypoint predictor's test MSE}``
+        (:func:`mgs_teach.lab.stability.baselines`),
         the ceiling of a converged run's final MSE; none by default.
     """
     baselines = baselines or {}
@@ -126,19 +140,10 @@ def pilot_table(
     return pd.DataFrame(rows)
 
 
-def pilot_baselines(
-    spec: PilotSpec = REGRESSION_PILOT, plan: MNISTPlan = REGRESSION_CPU
-) -> dict[float, float]:
-    """``{target noise: test MSE of the mean-keypoint predictor}`` on the pilot's data (px²)."""
-    model = plan.tables[0].model
-    return {float(p): mean_keypoint_mse(plan.base(model, spec.n_train, p, spec.epochs).data)
-            for p in spec.noises}  # fmt: skip
-
-
 def pilot_summary(runs: pd.DataFrame, spec: PilotSpec = REGRESSION_PILOT,
                   plan: MNISTPlan = REGRESSION_CPU) -> dict:  # fmt: skip
     """``summary.json`` of the pilot: its settings, the baselines and :func:`pilot_table`."""
-    baselines = pilot_baselines(spec, plan)
+    baselines = stability.baselines(plan, spec.n_train, spec.noises)
     table = pilot_table(runs, plan.mse_unit, baselines)
     return dict(
         spec=dataclasses.asdict(spec),
@@ -146,3 +151,46 @@ def pilot_summary(runs: pd.DataFrame, spec: PilotSpec = REGRESSION_PILOT,
         baselines={f"{k:g}": round(v, 2) for k, v in baselines.items()},
         rows=json.loads(table.round(4).to_json(orient="records")),
     )
+
+
+def load_pilot(out: str | Path, spec: PilotSpec = REGRESSION_PILOT,
+               plan: MNISTPlan = REGRESSION_CPU) -> dict[str, Any] | None:  # fmt: skip
+    """The pilot's results under ``out`` (``results/regression-pilot``), or ``None`` where it
+    has not finished: ``runs`` and ``onset`` (histories), ``summary`` and ``provenance``."""
+    out = Path(out)
+    if not (out / "summary.json").exists():
+        return None
+    return dict(runs=Store(out / "runs").read_grid(pilot_grid(spec, plan), range(spec.runs)),
+                onset=Store(out / "onset").read_grid(pilot_grid(spec, plan, onset=True), [0]),
+                summary=json.loads((out / "summary.json").read_text()),
+                provenance=json.loads((out / "provenance.json").read_text()))  # fmt: skip
+
+
+_NET = {"lenet5": "LeNet-5", "fcn-6x300": "the FCN"}
+_METHOD = {"none": "unregularised", "dropout": "dropout", "weight_decay": "weight decay",
+           "param_gradient": "loss gradient", "mgs_trace": "MGS"}  # fmt: skip
+
+
+def pilot_texts(table: pd.DataFrame) -> dict[str, str]:
+    """What the pilot says, per initial learning rate ``r`` (as ``f"{r:g}"``):
+    ``diverged_<r>`` ("k of n runs"), ``converged_<r>`` (the settings that converged in every
+    run at every noise scale, or "none") and ``unreg_<r>`` (the unregularised runs that
+    diverged).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`pilot_table`'s rows.
+    """
+    out = {}
+    for lr, g in table.groupby("learning_rate"):
+        r = f"{lr:g}"
+        out[f"diverged_{r}"] = f"{int(g['diverged'].sum())} of {int(g['runs'].sum())} runs"
+        whole = g.groupby(["model", "regulariser", "strength"], sort=False)
+        good = [key for key, c in whole if (c["converged"] == c["runs"]).all()]
+        names = [f"{_METHOD.get(m, m)}{f' {s:g}' if m != 'none' else ''} ({_NET.get(n, n)})"
+                 for n, m, s in good]  # fmt: skip
+        out[f"converged_{r}"] = join_and(names) if names else "none"
+        unreg = g[g["regulariser"] == "none"]
+        out[f"unreg_{r}"] = f"{int(unreg['diverged'].sum())} of {int(unreg['runs'].sum())}"
+    return out

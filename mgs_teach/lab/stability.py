@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["RUN_KEYS", "STABILITY_LIMIT", "eta_sharpness", "mean_keypoint_mse", "run_verdicts"]
+__all__ = [
+    "RUN_KEYS",
+    "STABILITY_LIMIT",
+    "baselines",
+    "eta_sharpness",
+    "mean_keypoint_mse",
+    "run_verdicts",
+]
 
 #: Gradient descent on a quadratic diverges once eta S passes 2.
 STABILITY_LIMIT = 2.0
@@ -107,3 +114,17 @@ def mean_keypoint_mse(data: Any, seed: int = 0) -> float:
     _, y_train, _, y_test = data.load(seed)
     guess = np.asarray(y_train, float).mean(axis=0)
     return float(np.mean((np.asarray(y_test, float) - guess) ** 2) * data.mse_unit)
+
+
+def baselines(plan: Any, n_train: int, noises: Any) -> dict[float, float]:
+    """``{target noise: mean_keypoint_mse}`` on the data of a regression plan (seed 0).
+
+    Parameters
+    ----------
+    plan : mgs_teach.lab.plan.MNISTPlan
+        A regression plan (``task="faces"``).
+    n_train : int
+    noises : iterable of float
+    """
+    model = plan.tables[0].model
+    return {float(p): mean_keypoint_mse(plan.base(model, n_train, p, 1).data) for p in noises}

@@ -54,7 +54,7 @@ def results():
 #: How closely a re-trained prefix must match the stored records after the first record, per
 #: column: (rtol, atol). See :func:`assert_retrains`.
 LATER = {"test_loss": (2e-2, 0.0), "test_acc": (0.0, 0.03), "trace": (0.1, 0.0),
-         "logdet": (0.1, 0.5)}  # fmt: skip
+         "logdet": (0.1, 0.5), "lambda_max": (0.1, 0.0)}  # fmt: skip
 
 
 def assert_retrains(again, stored, cols):
@@ -177,6 +177,8 @@ def test_a_stored_test_bench_run_retrains_to_the_same_records(bench):
 # ------------------------------------------------------------ the regression benchmark
 
 REGRESSION = ROOT / "results" / "regression-cpu"
+SCALED = ROOT / "results" / "regression-cpu-scaled"
+PILOT = ROOT / "results" / "regression-pilot"
 
 
 @pytest.fixture(scope="module")
@@ -186,16 +188,18 @@ def regression():
     return loaded
 
 
-def test_the_regression_results_have_their_provenance_and_summary(regression):
-    p = regression["provenance"]
-    assert command("regression --plan cpu").fullmatch(p["command"])
-    assert p["status"] == "finished" and p["task"] == "faces" and p["plan"] == "cpu"
-    assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
-    assert 0 < p["total_wall_s"] <= 3600 and p["cpu_count"] <= 2
-    assert regression["plan"] is plans.REGRESSION_CPU
-    summary = json.loads((REGRESSION / "summary.json").read_text())
-    assert summary == json.loads(json.dumps(mnist_summary(regression, plans.REGRESSION_CPU)))
-    for table in plans.REGRESSION_CPU.tables:
+@pytest.fixture(scope="module")
+def scaled():
+    loaded = load(load_mnist_results, SCALED)
+    assert loaded is not None, "results/regression-cpu-scaled must hold the standardised plan"
+    return loaded
+
+
+def check_regression_summary(results, folder, plan):
+    assert results["plan"] is plan
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(mnist_summary(results, plan)))
+    for table in plan.tables:
         entries = summary["tables"][table.name]["entries"]
         assert set(entries) == {"0", "10", "20", "30"}
         for row in entries.values():
@@ -203,15 +207,65 @@ def test_the_regression_results_have_their_provenance_and_summary(regression):
             assert all(e["runs"] + e["diverged"] == table.runs for e in row.values())
 
 
+def check_provenance(p, plan_name):
+    assert p["status"] == "finished" and p["task"] == "faces" and p["plan"] == plan_name
+    assert re.fullmatch(r"[0-9a-f]{40}", p["git_commit"]), "run from a committed tree"
+    assert 0 < p["total_wall_s"] <= 3600 and p["cpu_count"] <= 2
+
+
+def test_the_regression_results_have_their_provenance_and_summary(regression):
+    assert command("regression --plan cpu").fullmatch(regression["provenance"]["command"])
+    check_provenance(regression["provenance"], "cpu")
+    check_regression_summary(regression, REGRESSION, plans.REGRESSION_CPU)
+
+
+def test_the_standardised_results_say_where_they_came_from(scaled):
+    p = scaled["provenance"]
+    # trained as the plan 'cpu' before the paper's pixel targets took that name
+    assert command("regression --plan cpu").fullmatch(p["command"]) and "cpu-scaled" in p["renamed"]
+    check_provenance(p, "cpu-scaled")
+    check_regression_summary(scaled, SCALED, plans.REGRESSION_CPU_SCALED)
+
+
+def retrain_regression(folder, runs, grid, regulariser, noise, seed, cols):
+    stored = runs[(runs["regulariser"] == regulariser) & (runs["target_noise"] == noise)
+                  & (runs["seed"] == seed)].sort_values("step")  # fmt: skip
+    experiment = stored_experiment(folder / "runs", stored["key"].iloc[0])
+    assert experiment.data.loss == "mse"
+    again = run_grid([experiment], [seed], Store(folder / "runs"), n_records=PREFIX,
+                     progress=False)  # fmt: skip
+    assert_retrains(again, stored, cols)
+    assert again["test_acc"].isna().all()
+
+
 @pytest.mark.parametrize("grid, regulariser", [("fcn_regression", "mgs_trace"),
                                                ("table2", "none")])  # fmt: skip
-def test_a_stored_regression_run_retrains_to_the_same_records(regression, grid, regulariser):
-    runs = regression[grid]
-    stored = runs[(runs["regulariser"] == regulariser) & (runs["target_noise"] == 20.0)
-                  & (runs["seed"] == 1)].sort_values("step")  # fmt: skip
-    experiment = stored_experiment(REGRESSION / "runs", stored["key"].iloc[0])
-    assert experiment.data.loss == "mse"
-    again = run_grid([experiment], [1], Store(REGRESSION / "runs"), n_records=PREFIX,
-                     progress=False)  # fmt: skip
-    assert_retrains(again, stored, ["test_loss", "trace", "logdet"])
-    assert again["test_acc"].isna().all()
+def test_a_stored_standardised_run_retrains_to_the_same_records(scaled, grid, regulariser):
+    retrain_regression(SCALED, scaled[grid], grid, regulariser, 20.0, 1,
+                       ["test_loss", "trace", "logdet"])  # fmt: skip
+
+
+@pytest.mark.parametrize("grid, regulariser", [("fcn_regression", "mgs_trace"),
+                                               ("table2", "dropout")])  # fmt: skip
+def test_a_stored_pixel_run_retrains_to_the_same_records(regression, grid, regulariser):
+    retrain_regression(REGRESSION, regression[grid], grid, regulariser, 20.0, 1,
+                       ["test_loss", "trace", "logdet", "lambda_max"])  # fmt: skip
+
+
+def test_the_pilot_has_its_provenance_and_summary_and_retrains():
+    from mgs_teach.lab import pilots
+
+    found = pilots.load_pilot(PILOT)
+    assert found is not None, "results/regression-pilot must hold the finished pilot"
+    p = found["provenance"]
+    assert p["command"].startswith("python scripts/regression_pilot.py")
+    assert p["status"] == "finished" and re.fullmatch(r"[0-9a-f]{40}", p["git_commit"])
+    spec = pilots.REGRESSION_PILOT
+    assert len(found["runs"].groupby(["key", "seed"])) == len(pilots.pilot_grid()) * spec.runs
+    assert found["summary"] == json.loads(json.dumps(pilots.pilot_summary(found["runs"])))
+    onset = found["onset"]
+    stored = onset[(onset["regulariser"] == "none") & (onset["learning_rate"] == 0.01)
+                   & (onset["model"] == "fcn-6x300") & (onset["target_noise"] == 0.0)]  # fmt: skip
+    experiment = stored_experiment(PILOT / "onset", stored["key"].iloc[0])
+    again = run_grid([experiment], [0], Store(PILOT / "onset"), n_records=3, progress=False)
+    assert_retrains(again, stored.sort_values("step"), ["test_loss", "trace", "lambda_max"])
