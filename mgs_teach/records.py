@@ -95,9 +95,10 @@ def make_record(
     """Build the record of one run: ``record(params, x_test, y_test, x_monitor) -> dict``.
 
     The dict holds ``test_loss``, ``test_acc``, and ``trace``, ``logdet`` and ``lambda_max``
-    (largest eigenvalue) of the MGS kernel of the monitoring batch ``x_monitor`` (evaluation mode, the structured kernel
-    where the model allows it), computed in float64 if ``config.metrics_in_float64``, which
-    needs float64 enabled while it is traced (:func:`mgs_teach.kernel.float64`).
+    (largest eigenvalue) of the MGS kernel of the monitoring batch ``x_monitor`` (evaluation
+    mode, the structured kernel where the model allows it), computed in float64 if
+    ``config.metrics_in_float64``, which needs float64 enabled while it is traced
+    (:func:`mgs_teach.kernel.float64`).
     """
     wide = config.metrics_in_float64
 
@@ -109,7 +110,8 @@ def make_record(
             p, xm = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, x_monitor))
         kernel = mgs_kernel(apply_fn, p, xm, method="auto")
         return dict(test_loss=test_loss, test_acc=test_acc, trace=jnp.trace(kernel),
-                    logdet=kernel_logdet(kernel), lambda_max=jnp.linalg.eigvalsh(kernel)[-1])
+                    logdet=kernel_logdet(kernel),
+                    lambda_max=jnp.linalg.eigvalsh(kernel)[-1])  # fmt: skip
 
     return record
 

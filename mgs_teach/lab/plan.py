@@ -250,8 +250,13 @@ class MNISTPlan:
                              targets=self.face_targets)  # fmt: skip
         else:
             data = DataSpec("mnist", n_train, label_noise, noise=self.noise, source=self.source)
-        config = Config(epochs=epochs, batch_size=self.batch_size, n_records=self.n_records,
-                        monitor_size=self.monitor_size, learning_rate=self.learning_rate)
+        config = Config(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            n_records=self.n_records,
+            monitor_size=self.monitor_size,
+            learning_rate=self.learning_rate,
+        )
         return Experiment(model, data, Regulariser("none"), config)
 
     def models(self) -> dict[str, tuple[ModelSpec, tuple[str, ...], str]]:

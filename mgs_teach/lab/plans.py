@@ -223,8 +223,9 @@ REGRESSION_PAPER = MNISTPlan(
 )  # fmt: skip
 
 #: The regression benchmark's plans by name (``python -m mgs_teach.lab regression``).
-REGRESSION_PLANS = {p.name: p for p in (REGRESSION_QUICK, REGRESSION_CPU,
-                                         REGRESSION_CPU_SCALED, REGRESSION_PAPER)}
+REGRESSION_PLANS = {
+    p.name: p for p in (REGRESSION_QUICK, REGRESSION_CPU, REGRESSION_CPU_SCALED, REGRESSION_PAPER)
+}
 
 
 def plans_for(task: str = "mnist") -> dict[str, MNISTPlan]:

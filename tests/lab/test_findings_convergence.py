@@ -65,7 +65,8 @@ def test_who_converges_and_how_mgs_ranks():
 def test_a_method_that_converges_less_often_ranks_below_whatever_its_error():
     frames = [run("MGS", 30.0, 0, final=13.0), run("MGS", 30.0, 1, diverge=True),
               run("Dropout", 30.0, 0, final=16.0), run("Dropout", 30.0, 1, final=16.0),
-              run("Unregularised", 30.0, 0, final=12.0), run("Unregularised", 30.0, 1, final=12.0)]  # fmt: skip
+              run("Unregularised", 30.0, 0, final=12.0),
+              run("Unregularised", 30.0, 1, final=12.0)]  # fmt: skip
     found = C.findings(results(frames), None, BASE)
     assert found.texts()["mgs_rank"] == "3rd at 1 of 1 entries"
     # the unregularised network converged and is the best that did: the regime is absent

@@ -39,8 +39,12 @@ def crafted(lr, regulariser, strength, seed, diverge=False, final=20.0):
 def test_the_pilot_says_which_settings_converge_at_each_rate():
     frames = [crafted(0.1, r, s, seed, diverge=True) for r, s in (("none", 0.0),
               ("mgs_trace", 1e-3)) for seed in (0, 1)]  # fmt: skip
-    frames += [crafted(0.01, "none", 0.0, 0, diverge=True), crafted(0.01, "none", 0.0, 1),
-               crafted(0.01, "mgs_trace", 1e-3, 0), crafted(0.01, "mgs_trace", 1e-3, 1)]
+    frames += [
+        crafted(0.01, "none", 0.0, 0, diverge=True),
+        crafted(0.01, "none", 0.0, 1),
+        crafted(0.01, "mgs_trace", 1e-3, 0),
+        crafted(0.01, "mgs_trace", 1e-3, 1),
+    ]
     table = pilots.pilot_table(pd.concat(frames), baselines={0.0: 17.0})
     texts = pilots.pilot_texts(table)
     assert texts["diverged_0.1"] == "4 of 4 runs" and texts["converged_0.1"] == "none"
