@@ -24,10 +24,10 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 # (_ext/parallel_execute.py), one per core, and they share the cores with nothing else.
 
 #: The slowest modules, slowest first (on this project's 2-core CPU, 125 to 40 s each; the
-#: wheel's, which executes two chapters, several minutes), by file name
+#: wheel's and the course kit's, which execute chapters, several minutes), by file name
 #: (``lab/test_engine.py`` is ``test_engine.py``).
 SLOWEST = (
-    "test_wheel.py", "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py",
+    "test_wheel.py", "test_course.py", "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py",
     "test_cli.py", "test_results.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
 )  # fmt: skip
 

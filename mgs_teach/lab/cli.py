@@ -71,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
                       help="the device's peak rate, for the arithmetic floor (default: the "
                            "matrix-product rate measured with --rates)")  # fmt: skip
     sub.add_parser("bench", help="the benchmarks: python -m mgs_teach.lab bench --help")
+    sub.add_parser("course", help="exercises as Otter-Grader assignments: course assign --help")
     return p
 
 
@@ -79,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # no rows timed is a failure, as it always was
         return 0 if bench.main(argv[1:]) else 1
+    if argv[:1] == ["course"]:
+        from mgs_teach.lab.course import main as course
+
+        return course(argv[1:])
     p = parser()
     args = p.parse_args(argv)
     task = "faces" if "regression" in (args.experiment, getattr(args, "task", "")) else "mnist"
