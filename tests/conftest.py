@@ -27,8 +27,9 @@ from mgs_teach import float64 as enable_x64  # noqa: F401 - re-exported for the 
 #: wheel's and the course kit's, which execute chapters, several minutes), by file name
 #: (``lab/test_engine.py`` is ``test_engine.py``).
 SLOWEST = (
-    "test_wheel.py", "test_course.py", "test_fast.py", "test_kernel.py", "test_engine.py", "test_bench.py",
-    "test_cli.py", "test_results.py", "test_gpu_reproduce.py", "test_penalties.py", "test_train.py",
+    "test_wheel.py", "test_course.py", "test_fast.py", "test_kernel.py", "test_engine.py",
+    "test_bench.py", "test_cli.py", "test_results.py", "test_gpu_reproduce.py",
+    "test_penalties.py", "test_train.py",
 )  # fmt: skip
 
 
