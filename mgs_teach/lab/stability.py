@@ -6,9 +6,12 @@ MSE averaged over a batch of :math:`B` samples and :math:`C` outputs,
 :math:`r \leftarrow (I - \eta \tfrac{2}{BC} K) r`. It shrinks along every eigenvector of
 :math:`K` only while :math:`\eta S < 2`, with the sharpness :math:`S = 2\lambda_{\max}(K)/(BC)`
 (the NTK chapter's kernel gradient descent). Each run records
-:math:`\lambda_{\max}` of the kernel of its fixed monitoring batch of :math:`M` samples;
-:func:`eta_sharpness` estimates :math:`\eta S` from it as :math:`2\eta\lambda_{\max}(K_M)/(MC)`
-(the top eigenvalue of a kernel grows about in proportion to its batch). Since
+:math:`\lambda_{\max}` of the kernel of its fixed monitoring batch of :math:`M \le B`
+samples. The monitoring kernel is a principal submatrix of the kernel of any training batch
+that contains those samples, so by Cauchy's interlacing theorem
+:math:`\lambda_{\max}(K_B) \ge \lambda_{\max}(K_M)`, and :func:`eta_sharpness`'s
+:math:`2\eta\lambda_{\max}(K_M)/(BC)` is a lower bound of :math:`\eta S` (for other
+batches of the same data, approximately): where it passes 2, the step is unstable. Since
 :math:`\operatorname{tr} K \ge \lambda_{\max}(K)`, a penalty on the trace also bounds
 :math:`S`.
 
@@ -27,6 +30,7 @@ import pandas as pd
 __all__ = [
     "RUN_KEYS",
     "STABILITY_LIMIT",
+    "baseline_ratios",
     "baselines",
     "eta_sharpness",
     "mean_keypoint_mse",
@@ -39,36 +43,38 @@ STABILITY_LIMIT = 2.0
 RUN_KEYS = ("model", "learning_rate", "target_noise", "regulariser", "strength", "seed")
 
 
-def eta_sharpness(lr: np.ndarray, lambda_max: np.ndarray, monitor_size: int,
+def eta_sharpness(lr: np.ndarray, lambda_max: np.ndarray, batch_size: int,
                   n_outputs: int) -> np.ndarray:  # fmt: skip
-    r""":math:`\eta S = 2\eta\lambda_{\max}(K_M)/(MC)` for the mean squared error.
+    r"""The lower bound :math:`2\eta\lambda_{\max}(K_M)/(BC) \le \eta S` for the mean squared
+    error (exact when the monitoring batch is the training batch).
 
     Parameters
     ----------
     lr, lambda_max : arrays, shape ``(n,)``
         The learning rate and the monitoring kernel's largest eigenvalue at each record.
-    monitor_size, n_outputs : int
-        :math:`M` and :math:`C`.
+    batch_size, n_outputs : int
+        The training batch :math:`B` and the outputs :math:`C`.
     """
-    return 2.0 * np.asarray(lr, float) * np.asarray(lambda_max, float) / (monitor_size * n_outputs)
+    return 2.0 * np.asarray(lr, float) * np.asarray(lambda_max, float) / (batch_size * n_outputs)
 
 
 def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0, baseline: float = np.inf,
-                 rise: float = 1.5, ceiling: float = 2.0, n_outputs: int = 30,
+                 rise: float = 1.5, ceiling: float = 5.0, n_outputs: int = 30,
                  last: int = 5) -> pd.DataFrame:  # fmt: skip
     """One row per run: ``diverged``, ``converged``, ``learned``, ``final``, ``lowest``,
     ``eta_s_max``.
 
     The rule: a run **converged** when it did not diverge, its final test MSE is at most
     ``rise`` times its lowest (it did not blow up late), and at most ``ceiling`` times
-    ``baseline``, the MSE of predicting every face's mean keypoints (a run twice as far off
-    as the average face has not learned the faces). It **learned** the faces beyond their
-    average when its final MSE is below ``baseline``.
+    ``baseline``, the MSE of predicting every face's mean keypoints (a run that stalls near
+    its initial error, about a hundred times the baseline in pixel units, has not
+    converged). It **learned** the faces beyond their average, the satisfactory level, when
+    its final MSE is below ``baseline``.
 
     Parameters
     ----------
     runs : pandas.DataFrame
-        Histories with :data:`RUN_KEYS`, ``step, lr, test_loss, lambda_max, monitor_size,
+        Histories with :data:`RUN_KEYS`, ``step, lr, test_loss, lambda_max, batch_size,
         status``.
     mse_unit : float
         Squared pixels in one unit of ``test_loss``.
@@ -93,7 +99,7 @@ def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0, baseline: float = np
         final = float(np.mean(loss[-last:])) if not diverged else np.nan
         lowest = float(np.min(loss)) if not diverged else np.nan
         lam = g["lambda_max"] if "lambda_max" in g else pd.Series(np.nan, index=g.index)
-        eta_s = eta_sharpness(g["lr"], lam, int(g["monitor_size"].iloc[0]), n_outputs)
+        eta_s = eta_sharpness(g["lr"], lam, int(g["batch_size"].iloc[0]), n_outputs)
         converged = not diverged and final <= rise * lowest and final <= ceiling * baseline
         rows.append(dict(zip(keys, key), diverged=diverged, converged=converged,
                          learned=not diverged and final < baseline, final=final, lowest=lowest,
@@ -128,3 +134,20 @@ def baselines(plan: Any, n_train: int, noises: Any) -> dict[float, float]:
     """
     model = plan.tables[0].model
     return {float(p): mean_keypoint_mse(plan.base(model, n_train, p, 1).data) for p in noises}
+
+
+def baseline_ratios(finals: Any, baselines: dict[float, float]) -> tuple[float, float]:
+    """The smallest and largest ratio of a final test MSE to the mean-keypoint baseline of its
+    noise scale: below 1, a network learned more than the average face.
+
+    Parameters
+    ----------
+    finals : iterable of (noise, final MSE in px²)
+        Diverged entries (NaN or infinite finals) are left out.
+    baselines : dict
+        :func:`baselines`.
+    """
+    ratios = [f / baselines[float(p)] for p, f in finals if np.isfinite(f)]
+    if not ratios:
+        raise ValueError("no finite final MSE to compare with the baseline")
+    return float(min(ratios)), float(max(ratios))

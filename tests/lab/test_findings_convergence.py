@@ -23,7 +23,7 @@ def run(method, noise, seed, final=15.0, diverge=False, blow_up=False, lam=10.0,
     return pd.DataFrame(dict(model=model, learning_rate=0.01, target_noise=noise,
                              regulariser=TABLE_METHODS[method], strength=0.0, seed=seed,
                              step=steps, lr=0.01, test_loss=curve[steps],
-                             lambda_max=lam, monitor_size=16,
+                             lambda_max=lam, batch_size=16,
                              status="diverged" if diverge else "finished"))  # fmt: skip
 
 
@@ -53,10 +53,11 @@ def test_who_converges_and_how_mgs_ranks():
     found = C.findings(the_papers_regime(), None, BASE)
     texts = found.texts()
     assert texts["converge_table2"] == (
-        "Dropout in 6 of 6, MGS in 6 of 6, Unregularised in 4 of 6, Weight in 0 of 6 and "
-        "Loss grad. in 0 of 6"
+        "Dropout 6 of 6, MGS 6 of 6, Unregularised 4 of 6, Weight 0 of 6 and Loss grad. 0 of 6"
     )
+    assert texts["first_methods"] == "MGS at 2 of 2 entries"
     assert texts["unreg_table2"] == "1 of 3"
+    assert texts["mgs_learned_table2"] == "6 of 6"  # 14 px² beats the average face's 17 and 18
     assert texts["mgs_rank"] == "1st at 2 of 2 entries" and texts["mgs_first"] == "2 of 2"
     assert texts["regime"] == "holds" and texts["regime_where"] == "LeNet-5 at noise 30"
     assert texts["baseline"] == "17.0 and 18.0" and texts["lr"] == "0.01"
@@ -69,6 +70,8 @@ def test_a_method_that_converges_less_often_ranks_below_whatever_its_error():
               run("Unregularised", 30.0, 1, final=12.0)]  # fmt: skip
     found = C.findings(results(frames), None, BASE)
     assert found.texts()["mgs_rank"] == "3rd at 1 of 1 entries"
+    # both converged in every run; the unregularised network's 12 px² is below Dropout's 16
+    assert found.texts()["first_methods"] == "Unregularised at 1 of 1 entries"
     # the unregularised network converged and is the best that did: the regime is absent
     assert found.texts()["regime"] == "does not hold"
 

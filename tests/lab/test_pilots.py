@@ -32,7 +32,7 @@ def crafted(lr, regulariser, strength, seed, diverge=False, final=20.0):
     return pd.DataFrame(dict(model="fcn-6x300", learning_rate=lr, target_noise=0.0,
                              regulariser=regulariser, strength=strength, seed=seed, step=steps,
                              lr=lr, test_loss=np.r_[60.0, 40.0, [final] * 6][steps], lambda_max=1.0,
-                             monitor_size=16,
+                             batch_size=16,
                              status="diverged" if diverge else "finished"))  # fmt: skip
 
 

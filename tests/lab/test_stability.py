@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mgs_teach.lab.specs import FacesSpec
 from mgs_teach.lab.stability import (
     STABILITY_LIMIT,
+    baseline_ratios,
     eta_sharpness,
     mean_keypoint_mse,
     run_verdicts,
@@ -49,7 +50,7 @@ def _history(final: float, lowest: float, status: str = "finished", lam: float =
     loss = [5 * final, lowest, *([final] * 5)]
     return pd.DataFrame(dict(model="fcn", learning_rate=0.01, target_noise=0.0,
                              regulariser="none", strength=0.0, seed=0, step=range(7),
-                             lr=0.01, test_loss=loss, lambda_max=lam, monitor_size=4,
+                             lr=0.01, test_loss=loss, lambda_max=lam, batch_size=4,
                              status=status))  # fmt: skip
 
 
@@ -57,7 +58,7 @@ def _history(final: float, lowest: float, status: str = "finished", lam: float =
     (10.0, 9.0, "finished", 20.0, (False, True, True)),
     (10.0, 5.0, "finished", 20.0, (False, False, True)),  # blew up late: 10 > 1.5 * 5
     (30.0, 29.0, "finished", 20.0, (False, True, False)),  # settled, above the average face
-    (50.0, 49.0, "finished", 20.0, (False, False, False)),  # more than twice the baseline
+    (101.0, 100.0, "finished", 20.0, (False, False, False)),  # stalled: 5 times the baseline
     (10.0, 9.0, "diverged", 20.0, (True, False, False)),
 ])  # fmt: skip
 def test_the_run_verdicts_follow_their_stated_rule(final, lowest, status, baseline, verdict):
@@ -88,3 +89,24 @@ def test_the_mean_keypoint_baseline_is_the_same_in_both_units():
 def test_a_faces_spec_refuses_an_unknown_unit():
     with pytest.raises(ValueError, match="targets"):
         FacesSpec(10, targets="metres")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 7))
+def test_the_monitoring_kernel_bounds_the_batch_kernel_from_below(seed, m):
+    """Cauchy interlacing: a principal submatrix's top eigenvalue is at most the matrix's, so
+    eta_sharpness from a monitoring batch inside the training batch is a lower bound of eta S."""
+    rng = np.random.default_rng(seed)
+    jac = rng.normal(size=(8 * 3, 40))  # 8 samples x 3 outputs, 40 parameters
+    k_batch = jac @ jac.T
+    k_monitor = k_batch[: m * 3, : m * 3]  # the first m samples
+    lower = eta_sharpness(0.1, np.linalg.eigvalsh(k_monitor)[-1], 8, 3)
+    exact = eta_sharpness(0.1, np.linalg.eigvalsh(k_batch)[-1], 8, 3)
+    assert lower <= exact * (1 + 1e-12)
+
+
+def test_the_baseline_ratios_leave_out_diverged_entries():
+    finals = [(0.0, 17.0), (30.0, 9.0), (30.0, float("nan")), (0.0, float("inf"))]
+    assert baseline_ratios(finals, {0.0: 17.0, 30.0: 18.0}) == (0.5, 1.0)
+    with pytest.raises(ValueError, match="no finite"):
+        baseline_ratios([(0.0, float("nan"))], {0.0: 17.0})

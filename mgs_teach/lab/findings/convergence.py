@@ -36,6 +36,7 @@ class Cell(NamedTuple):
     runs: int
     converged: int
     diverged: int
+    learned: int  # runs whose final MSE beat the average face's
     final: float  # mean final MSE of the converged runs (NaN if none)
     sd: float
     lowest: float  # mean lowest MSE of the converged runs
@@ -56,6 +57,7 @@ def cells(runs: pd.DataFrame, table: str, unit: float, baselines: Mapping[float,
             ok = r[r["converged"]]
             out.append(Cell(table, float(noise), NAMES.get(reg, reg), len(r),
                             int(r["converged"].sum()), int(r["diverged"].sum()),
+                            int(r["learned"].sum()),
                             float(ok["final"].mean()) if len(ok) else np.nan,
                             float(ok["final"].std(ddof=1)) if len(ok) > 1 else np.nan,
                             float(ok["lowest"].mean()) if len(ok) else np.nan,
@@ -82,17 +84,18 @@ class Onset(NamedTuple):
 
 
 def onset_checks(onset: pd.DataFrame, n_outputs: int = 30) -> list[Onset]:
-    """Each onset run's first step past :math:`\\eta S = 2` and whether it diverged.
+    """Each onset run's first step where the lower bound of :math:`\\eta S` passes 2, and
+    whether it diverged.
 
     ``onset``: histories (``model, learning_rate, target_noise, regulariser, strength, seed,
-    step, lr, lambda_max, monitor_size, status``), one record per step.
+    step, lr, lambda_max, batch_size, status``), one record per step.
     """
     out = []
     keys = ["model", "learning_rate", "target_noise", "regulariser", "strength", "seed"]
     tables = {"lenet5": "table2", "fcn-6x300": "fcn_regression"}
     for key, g in onset.groupby(keys, sort=False):
         g = g.sort_values("step")
-        eta_s = eta_sharpness(g["lr"], g["lambda_max"], int(g["monitor_size"].iloc[0]), n_outputs)
+        eta_s = eta_sharpness(g["lr"], g["lambda_max"], int(g["batch_size"].iloc[0]), n_outputs)
         past = np.flatnonzero(eta_s > STABILITY_LIMIT)
         out.append(Onset(tables.get(key[0], key[0]), NAMES.get(key[3], key[3]), float(key[1]),
                          float(key[2]), bool(g["status"].iloc[-1] != "finished"),
@@ -154,13 +157,22 @@ class ConvergenceFindings:
                 for m in paper.METHODS
             }
             order = sorted(count, key=lambda m: -count[m][0])
-            out[f"converge_{table}"] = join_and(f"{m} in {k} of {n}" for m, (k, n) in
+            out[f"converge_{table}"] = join_and(f"{m} {k} of {n}" for m, (k, n) in
                                                ((m, count[m]) for m in order))  # fmt: skip
+            mgs = [c for c in mine if c.method == "MGS"]
+            out[f"mgs_learned_{table}"] = (f"{sum(c.learned for c in mgs)} of "
+                                           f"{sum(c.runs for c in mgs)}")  # fmt: skip
             noisy = [c for c in mine if c.method == "Unregularised" and c.noise > 0]
             out[f"unreg_{table}"] = (f"{sum(c.converged for c in noisy)} of "
                                      f"{sum(c.runs for c in noisy)}")  # fmt: skip
         ranks = [_rank(e) for e in self.entries().values()]
         k = len(ranks)
+        first = [m for e in self.entries().values() for m in paper.METHODS
+                 if any(c.method == m for c in e) and _rank(e, m) == 1]  # fmt: skip
+        out["first_methods"] = join_and(
+            f"{m} at {first.count(m)} of {k} entries"
+            for m in sorted(set(first), key=first.count, reverse=True)
+        )
         out["mgs_rank"] = ", ".join(f"{ordinal(r)} at {ranks.count(r)} of {k} entries"
                                     for r in sorted(set(ranks)))  # fmt: skip
         out["mgs_first"] = f"{ranks.count(1)} of {k}"
