@@ -1,10 +1,11 @@
 """A chapter notebook read as teaching cells and exercises, each with its solution and check.
 
 A chapter marks an exercise with sphinx-exercise's ``{exercise}`` directive and its worked
-solution with a ``{solution-start}`` ... ``{solution-end}`` pair, which may enclose code
-cells. The last of those code cells that calls a self-check (``assert checks.NAME(...)``)
-holds the exercise's answer: the arguments of the call that the solution defines (a
-function or a value), or that it writes out (an expression, such as ``(C - 1) / C``).
+solution with the extension's gated solution directives (a start and an end marker, see
+``_DIRECTIVE``), which may enclose code cells. The last of those code cells that calls a
+self-check (``assert checks.NAME(...)``) holds the exercise's answer: the arguments of the
+call that the solution defines (a function or a value), or that it writes out (an
+expression, such as ``(C - 1) / C``).
 """
 
 from __future__ import annotations

@@ -116,13 +116,14 @@ class ConvergenceFindings:
 
     def frame(self) -> pd.DataFrame:
         """The table beside the paper's: one row per table, noise and source, one column per
-        method, "final ± sd (lowest), k/n converged" (ours) or "final ± sd (lowest)"."""
+        method: "final ± sd (lowest), k/n" with k of n runs converged (ours), or
+        "final ± sd (lowest)" (the paper's)."""
         rows = {}
         for c in self.cells:
             row = rows.setdefault((NETWORK[c.table], f"{c.noise:g}", "this book"), {})
             mse = f"{c.final:.1f}" + (f" ± {c.sd:.1f}" if c.sd == c.sd else "")
             mse = mse + f" ({c.lowest:.1f}), " if c.converged else ""
-            row[c.method] = mse + f"{c.converged}/{c.runs} converged"
+            row[c.method] = mse + f"{c.converged}/{c.runs}"
             theirs = paper.REGRESSION_TABLES[c.table].get(c.noise, {}).get(c.method)
             if theirs is not None:
                 f, s, low = theirs
