@@ -26,7 +26,7 @@ from mgs_teach.lab.experiment import Experiment
 from mgs_teach.lab.findings import join_and
 from mgs_teach.lab.plan import MNISTPlan, plan_options
 from mgs_teach.lab.plans import REGRESSION_CPU
-from mgs_teach.lab.stability import run_verdicts
+from mgs_teach.lab.stability import RUN_KEYS, run_verdicts
 from mgs_teach.lab.store import Store
 from mgs_teach.penalties import Regulariser
 
@@ -120,16 +120,11 @@ def pilot_table(
         (:func:`mgs_teach.lab.stability.baselines`),
         the ceiling of a converged run's final MSE; none by default.
     """
-    baselines = baselines or {}
-    verdicts = pd.concat(
-        [
-            run_verdicts(g, mse_unit, baselines.get(float(noise), np.inf))
-            for noise, g in runs.groupby("target_noise")
-        ],
-        ignore_index=True,
-    )
+    # by noise first (stable), the order the summary's rows have always had
+    verdicts = run_verdicts(runs, mse_unit, baselines or {})
+    verdicts = verdicts.sort_values("target_noise", kind="stable")
     rows = []
-    keys = ["model", "learning_rate", "target_noise", "regulariser", "strength"]
+    keys = [k for k in RUN_KEYS if k != "seed"]
     for key, g in verdicts.groupby(keys, sort=False):
         ok = g[g["converged"]]
         rows.append(dict(zip(keys, key), runs=len(g), converged=int(g["converged"].sum()),

@@ -22,6 +22,7 @@ its largest :math:`\eta S`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,8 @@ def eta_sharpness(lr: np.ndarray, lambda_max: np.ndarray, batch_size: int,
     return 2.0 * np.asarray(lr, float) * np.asarray(lambda_max, float) / (batch_size * n_outputs)
 
 
-def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0, baseline: float = np.inf,
+def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0,
+                 baseline: float | Mapping[float, float] = np.inf,
                  rise: float = 1.5, ceiling: float = 5.0, n_outputs: int = 30,
                  last: int = 5) -> pd.DataFrame:  # fmt: skip
     """One row per run: ``diverged``, ``converged``, ``learned``, ``final``, ``lowest``,
@@ -78,8 +80,9 @@ def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0, baseline: float = np
         status``.
     mse_unit : float
         Squared pixels in one unit of ``test_loss``.
-    baseline : float
-        The mean-keypoint predictor's test MSE, px² (:func:`mean_keypoint_mse`).
+    baseline : float or mapping
+        The mean-keypoint predictor's test MSE, px² (:func:`mean_keypoint_mse`), or one per
+        target noise (:func:`baselines`; a noise it lacks has no ceiling).
     rise, ceiling : float
     n_outputs : int
     last : int
@@ -100,9 +103,11 @@ def run_verdicts(runs: pd.DataFrame, mse_unit: float = 1.0, baseline: float = np
         lowest = float(np.min(loss)) if not diverged else np.nan
         lam = g["lambda_max"] if "lambda_max" in g else pd.Series(np.nan, index=g.index)
         eta_s = eta_sharpness(g["lr"], lam, int(g["batch_size"].iloc[0]), n_outputs)
-        converged = not diverged and final <= rise * lowest and final <= ceiling * baseline
+        base = (baseline.get(float(g["target_noise"].iloc[0]), np.inf)
+                if isinstance(baseline, Mapping) else baseline)  # fmt: skip
+        converged = not diverged and final <= rise * lowest and final <= ceiling * base
         rows.append(dict(zip(keys, key), diverged=diverged, converged=converged,
-                         learned=not diverged and final < baseline, final=final, lowest=lowest,
+                         learned=not diverged and final < base, final=final, lowest=lowest,
                          eta_s_max=float(np.nanmax(eta_s)) if np.isfinite(eta_s).any()
                          else np.nan))  # fmt: skip
     return pd.DataFrame(rows)

@@ -18,13 +18,10 @@ import pandas as pd
 
 from mgs_teach import paper
 from mgs_teach.lab.findings import join_and, number, ordinal
-from mgs_teach.lab.plans import TABLE_METHODS
-from mgs_teach.lab.stability import STABILITY_LIMIT, eta_sharpness, run_verdicts
+from mgs_teach.lab.findings.regression import NAMES, NETWORK
+from mgs_teach.lab.stability import RUN_KEYS, STABILITY_LIMIT, eta_sharpness, run_verdicts
 
 __all__ = ["Cell", "ConvergenceFindings", "Onset", "cells", "findings", "onset_checks"]
-
-NAMES = {r: m for m, r in TABLE_METHODS.items()}
-NETWORK = {"table2": "LeNet-5", "fcn_regression": "FCN 6 × 300"}
 
 
 class Cell(NamedTuple):
@@ -51,8 +48,7 @@ def cells(runs: pd.DataFrame, table: str, unit: float, baselines: Mapping[float,
     :func:`mgs_teach.lab.stability.run_verdicts`.
     """
     out = []
-    for noise, g in runs.groupby("target_noise"):
-        v = run_verdicts(g, unit, baselines.get(float(noise), np.inf))
+    for noise, v in run_verdicts(runs, unit, baselines).groupby("target_noise"):
         for reg, r in v.groupby("regulariser", sort=False):
             ok = r[r["converged"]]
             out.append(Cell(table, float(noise), NAMES.get(reg, reg), len(r),
@@ -91,9 +87,8 @@ def onset_checks(onset: pd.DataFrame, n_outputs: int = 30) -> list[Onset]:
     step, lr, lambda_max, batch_size, status``), one record per step.
     """
     out = []
-    keys = ["model", "learning_rate", "target_noise", "regulariser", "strength", "seed"]
     tables = {"lenet5": "table2", "fcn-6x300": "fcn_regression"}
-    for key, g in onset.groupby(keys, sort=False):
+    for key, g in onset.groupby(list(RUN_KEYS), sort=False):
         g = g.sort_values("step")
         eta_s = eta_sharpness(g["lr"], g["lambda_max"], int(g["batch_size"].iloc[0]), n_outputs)
         past = np.flatnonzero(eta_s > STABILITY_LIMIT)
