@@ -75,8 +75,8 @@ def _parts(plan: Any) -> list[tuple[str, list[Experiment], int]]:
         parts.append(("tuning", tuning_grid(base, candidates, plan.tuning.n_val, options),
                       plan.tuning.runs))  # fmt: skip
     parts += [(name, grid, plan.runs_of(name)) for name, grid in plan.grids({}).items()]
-    if plan.testbench is not None:
-        parts.append(("testbench", plan.testbench_grid({}), plan.testbench.runs))
+    own = plan.own + (("testbench",) if plan.testbench is not None else ())
+    parts += [(name, plan.part(name, {}), plan.runs_of(name)) for name in own]
     return parts
 
 

@@ -1,7 +1,9 @@
 """The lab's command line: ``python -m mgs_teach.lab COMMAND``.
 
 ``mnist``, ``regression`` and ``testbench`` train a plan's experiments resumably into
-``results/<command>-<plan>/`` and write ``provenance.json`` and ``summary.json``;
+``results/<command>-<plan>/`` and write ``provenance.json`` and ``summary.json``; ``part
+NAME`` does the same for a grid that a plan trains by a command of its own (Figure 3,
+Figure 4 or a long table of the ``cpu`` plan) into ``results/<NAME>-<plan>/``;
 ``budget`` estimates a plan's cost; ``bench`` runs the benchmarks
 (:mod:`mgs_teach.lab.bench`). Names (plans, tasks) map to values here and nowhere deeper.
 A time limit is a deadline passed down as a ``stop()`` callback: training stops at its next
@@ -25,8 +27,8 @@ from mgs_teach.lab.budget import budget, print_budget
 from mgs_teach.lab.grid import Deadline
 from mgs_teach.lab.plans import plans_for
 from mgs_teach.lab.provenance import plan_provenance
-from mgs_teach.lab.runner import run_mnist, run_testbench, tuned_strengths
-from mgs_teach.lab.summaries import mnist_summary, testbench_summary
+from mgs_teach.lab.runner import run_mnist, run_part, tuned_strengths
+from mgs_teach.lab.summaries import mnist_summary, part_summary
 
 __all__ = ["main", "parser"]
 
@@ -52,10 +54,14 @@ def parser() -> argparse.ArgumentParser:
                                     "and D.2's regression)"), "results/regression-PLAN",
                      "faces")  # fmt: skip
     testbench = sub.add_parser("testbench", help="Appendix F's test bench, tuned strengths")
-    _add_run_options(testbench, "results/testbench-PLAN")
-    testbench.add_argument("--tuned", default=None,
-                           help="results of the plan's mnist command, for its tuned strengths "
-                                "(default results/mnist-PLAN)")  # fmt: skip
+    part = sub.add_parser("part", help="a grid with a command of its own (the cpu plan's "
+                          "figure3, figure4, long_fcn), tuned strengths")  # fmt: skip
+    part.add_argument("name", help="the grid: one of the plan's own parts")
+    for command, out in ((testbench, "results/testbench-PLAN"), (part, "results/NAME-PLAN")):
+        _add_run_options(command, out)
+        command.add_argument("--tuned", default=None,
+                             help="results of the plan's mnist command, for its tuned "
+                                  "strengths (default results/mnist-PLAN)")  # fmt: skip
     cost = sub.add_parser("budget", help="a plan's wall time from measured rates, and the "
                                           "least its arithmetic allows")  # fmt: skip
     cost.add_argument("--plan", default="paper", choices=sorted(plans_for()))
@@ -95,21 +101,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         peak = args.peak_tflops * 1e12 if args.peak_tflops else None
         print_budget(budget(plan, rates, peak=peak), f"{args.task} plan {args.plan}")
         return 0
+    name = {"testbench": "testbench", "part": getattr(args, "name", "")}.get(args.experiment)
     if args.experiment == "testbench" and plan.testbench is None:
         p.error(f"plan {plan.name} has no test bench")
-    out = Path(args.out or f"results/{args.experiment}-{plan.name}")
+    if args.experiment == "part" and name not in plan.own:
+        p.error(f"plan {plan.name} trains no part {name!r} by a command of its own; its own "
+                f"parts: {', '.join(plan.own) or 'none'}")
+    out = Path(args.out or f"results/{name or args.experiment}-{plan.name}")
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
-    if args.experiment == "testbench":
+    if name:
         tuned = Path(args.tuned or f"results/mnist-{plan.name}")
         try:
-            tuned_strengths(plan, tuned)
+            tuned_strengths(plan, tuned, plan.part(name, {})[0].model.name)
         except FileNotFoundError as err:  # before anything is written
             print(err, file=sys.stderr)
             return 2
-        command = _testbench(plan, out, tuned, shard, not args.no_progress)
+        command = _part(plan, name, out, tuned, shard, not args.no_progress)
     else:
         command = _mnist(plan, out, shard, not args.no_progress)
-    return _run(command, argv, plan, out, args.shard, args.time_limit)
+    return _run(command, argv, plan, out, args.shard, args.time_limit, name)
 
 
 Command = tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], dict[str, Any]]]
@@ -124,21 +134,21 @@ def _mnist(plan: Any, out: Path, shard: Any, progress: bool) -> Command:
     return work, lambda results: mnist_summary(results, plan)
 
 
-def _testbench(plan: Any, out: Path, tuned: Path, shard: Any, progress: bool) -> Command:
-    """What a test-bench command trains (keeping the strengths it used), and its summary."""
+def _part(plan: Any, name: str, out: Path, tuned: Path, shard: Any, progress: bool) -> Command:
+    """What a part's command trains (keeping the strengths it used), and its summary."""
 
     def work(stop: Callable[[], bool]) -> dict[str, Any]:
-        results = run_testbench(plan, out, tuned, shard=shard, progress=progress, stop=stop)
+        results = run_part(plan, name, out, tuned, shard=shard, progress=progress, stop=stop)
         if shard is None:
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tuned / "best_strengths.json", out / "best_strengths.json")
         return results
 
-    return work, lambda results: testbench_summary(results["testbench"], plan, results["best"])
+    return work, lambda results: part_summary(name, results[name], plan, results["best"])
 
 
 def _run(command: Command, argv: list[str], plan: Any, out: Path, shard: str | None,
-         time_limit: float | None) -> int:  # fmt: skip
+         time_limit: float | None, part: str | None = None) -> int:  # fmt: skip
     """Run a command under its deadline, then write its provenance and summary.
 
     Exit status: 0 finished (or a shard done), 3 stopped (time limit or Ctrl-C; it resumes),
@@ -148,7 +158,7 @@ def _run(command: Command, argv: list[str], plan: Any, out: Path, shard: str | N
     start = time.time()
     earlier = json.loads((out / "provenance.json").read_text()) if (
         out / "provenance.json").exists() else {}  # fmt: skip
-    provenance = plan_provenance(argv, plan, start)
+    provenance = plan_provenance(argv, plan, start) | ({"part": part} if part else {})
     provenance["earlier_wall_s"] = earlier.get("wall_s", 0.0) + earlier.get("earlier_wall_s", 0.0)
     if shard is None:
         write_atomic(out / "provenance.json",

@@ -2,7 +2,7 @@
 
 :class:`MNISTPlan` (which also describes the regression benchmark, ``task="faces"``) turns
 into :class:`mgs_teach.lab.experiment.Experiment` values through :meth:`MNISTPlan.tuning_bases`,
-:meth:`MNISTPlan.grids` and :meth:`MNISTPlan.testbench_grid`. The plans themselves are in
+:meth:`MNISTPlan.grids` and :meth:`MNISTPlan.part`. The plans themselves are in
 :mod:`mgs_teach.lab.plans`.
 """
 
@@ -199,6 +199,12 @@ class MNISTPlan:
     testbench : TestBench or None
         Appendix F's grid, trained by its own command with the strengths this plan's tuning
         chose (``python -m mgs_teach.lab testbench``), not by :meth:`grids`.
+    long_table : Table or None
+        A table trained for longer than :attr:`tables` (the late collapse of Appendix A.4).
+    own : tuple of str
+        Grids (``"figure3"``, ``"figure4"``, the long table's name) that a command of their
+        own trains with this plan's tuned strengths (``python -m mgs_teach.lab part NAME``),
+        each within its own time budget: they are in :meth:`part`, not in :meth:`grids`.
     task : {"mnist", "faces"}
         ``"faces"``: the regression benchmark
         (:data:`mgs_teach.lab.plans.REGRESSION_PLANS`), where the tables' and the tuning's
@@ -224,6 +230,8 @@ class MNISTPlan:
     trace_check: TraceCheck | None = None
     figure3_from: float = 0.6
     testbench: TestBench | None = None
+    long_table: Table | None = None
+    own: tuple[str, ...] = ()
     task: str = "mnist"
     batch_size: int = 32
     image_size: int = 28
@@ -262,7 +270,8 @@ class MNISTPlan:
     def models(self) -> dict[str, tuple[ModelSpec, tuple[str, ...], str]]:
         """Every network the plan trains: ``{name: (spec, regularisers, trace method)}``."""
         out: dict[str, tuple[ModelSpec, tuple[str, ...], str]] = {}
-        uses = [(t.model, tuple(TABLE_METHODS.values()), t.trace_method) for t in self.tables]
+        tables = self.tables + ((self.long_table,) if self.long_table else ())
+        uses = [(t.model, tuple(TABLE_METHODS.values()), t.trace_method) for t in tables]
         if self.figure3 is not None:
             uses.append((self.figure3.model, self.figure3.regularisers, "auto"))
         if self.figure4 is not None:
@@ -285,13 +294,32 @@ class MNISTPlan:
         return out
 
     def grids(self, best: dict[str, dict[str, float]]) -> dict[str, list[Experiment]]:
-        """The experiments of every table and figure, given the tuned strengths
-        ``best[network][regulariser]`` (``none`` at 0; an untuned method at the middle of
-        its candidates), in the order they train: the tables, Figure 4, the trace check and
-        then Figure 3, whose AlexNet costs the most."""
+        """The experiments of every table and figure that the plan's ``mnist`` (or
+        ``regression``) command trains, given the tuned strengths ``best[network][regulariser]``
+        (``none`` at 0; an untuned method at the middle of its candidates), in the order they
+        train: the tables, Figure 4, the trace check and then Figure 3, whose AlexNet costs
+        the most. The grids in :attr:`own` are left out (:meth:`part`)."""
+        return {k: v for k, v in self._every_grid(best).items() if k not in self.own}
+
+    def part(self, name: str, best: dict[str, dict[str, float]]) -> list[Experiment]:
+        """The experiments of a grid with a command of its own: ``"testbench"`` or a name in
+        :attr:`own`, given the tuned strengths (as :meth:`grids`)."""
+        if name == "testbench":
+            if self.testbench is None:
+                raise ValueError(f"plan {self.name!r} has no test bench")
+            t = self.testbench
+            return [self.base(t.model, n, p, t.epochs).replace(
+                        regulariser=self.regulariser(best, t.model, r, t.trace_method))
+                    for n in t.sizes for p in t.noises for r in t.methods]  # fmt: skip
+        if name not in self.own:
+            raise ValueError(f"plan {self.name!r} trains no {name!r} by a command of its "
+                             f"own; its own parts: {', '.join(self.own) or 'none'}")
+        return self._every_grid(best)[name]
+
+    def _every_grid(self, best: dict[str, dict[str, float]]) -> dict[str, list[Experiment]]:
         reg = functools.partial(self.regulariser, best)
         grids: dict[str, list[Experiment]] = {}
-        for t in self.tables:
+        for t in self.tables + ((self.long_table,) if self.long_table else ()):
             grids[t.name] = [
                 self.base(t.model, t.n_train, p, t.epochs).replace(
                     regulariser=reg(t.model, r, t.trace_method))
@@ -332,15 +360,6 @@ class MNISTPlan:
         s = float(best.get(model.name, {}).get(name, middle))
         return Regulariser(name, s, **plan_options(name, method))
 
-    def testbench_grid(self, best: dict[str, dict[str, float]]) -> list[Experiment]:
-        """The experiments of :attr:`testbench`, given the tuned strengths (as :meth:`grids`)."""
-        t = self.testbench
-        if t is None:
-            raise ValueError(f"plan {self.name!r} has no test bench")
-        return [self.base(t.model, n, p, t.epochs).replace(
-                    regulariser=self.regulariser(best, t.model, r, t.trace_method))
-                for n in t.sizes for p in t.noises for r in t.methods]  # fmt: skip
-
     def runs_of(self, grid: str) -> int:
         """Runs per scenario of one grid."""
         for t in self.tables:
@@ -348,6 +367,8 @@ class MNISTPlan:
                 return t.runs
         parts = {"figure3": self.figure3, "figure4": self.figure4, "trace_check": self.trace_check,
                  "testbench": self.testbench}  # fmt: skip
+        if self.long_table is not None and grid == self.long_table.name:
+            return self.long_table.runs
         return parts[grid].runs
 
 

@@ -95,11 +95,17 @@ CPU = MNISTPlan(
     tables=(Table("table1", LENET5, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=35, runs=3,
                   trace_method="hutchinson"),
             Table("fcn_table", FCN, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=35, runs=3)),
-    figure3=None,
-    figure4=None,
+    figure3=Figure3(FCN, label_noise=0.5, n_train=3000, epochs=60, runs=3),
+    figure4=Figure4(FCN, tuple(TABLE_METHODS.values()), n_train=3000, label_noise=0.5,
+                    epochs=30,
+                    changes=(("n_train", (1000, 2000)), ("label_noise", (0.2, 0.8)),
+                             ("batch_size", (16, 128)), ("learning_rate", (0.03, 0.3)),
+                             ("epochs", (15, 60))), runs=3),
     trace_check=TraceCheck(LENET5, label_noise=0.6, n_train=3000, epochs=10, runs=1),
     testbench=TestBench(FCN, sizes=(250, 500, 1000, 2000), noises=(0.0, 0.2, 0.4, 0.6, 0.8),
                         epochs=35, runs=3),
+    long_table=Table("long_fcn", FCN, (0.6, 0.8), n_train=3000, epochs=100, runs=3),
+    own=("figure3", "long_fcn", "figure4"),
 )  # fmt: skip
 
 PAPER = MNISTPlan(

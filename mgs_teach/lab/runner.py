@@ -1,7 +1,8 @@
 """Running a plan: tune each network, then train every grid, resumably.
 
 :func:`run_mnist` trains an MNIST plan (or a regression plan) into ``out/``;
-:func:`run_testbench` trains a plan's test bench with the strengths its tuning chose. Both
+:func:`run_part` trains a grid with a command of its own (the test bench, Figures 3 and 4 or
+a long table) with the strengths the plan's tuning chose. Both
 train: reading stored results back is :mod:`mgs_teach.lab.summaries`' job.
 """
 
@@ -19,7 +20,7 @@ from mgs_teach.lab.grid import run_grid
 from mgs_teach.lab.store import Store
 from mgs_teach.lab.tuner import plan_tuning, tune, tuning_order
 
-__all__ = ["run_mnist", "run_testbench", "tuned_strengths"]
+__all__ = ["run_mnist", "run_part", "tuned_strengths"]
 
 
 def run_mnist(
@@ -94,18 +95,21 @@ def run_mnist(
     return results
 
 
-def tuned_strengths(plan: Any, tuned: str | Path) -> dict[str, Any]:
+def tuned_strengths(plan: Any, tuned: str | Path, network: str | None = None) -> dict[str, Any]:
     """The strengths in ``tuned/best_strengths.json``, or a ``FileNotFoundError`` that says
-    how to make them."""
+    how to make them; also when the tuning of ``network`` (by default the test bench's)
+    did not finish."""
     path = Path(tuned) / "best_strengths.json"
     again = f"run `python -m mgs_teach.lab mnist --plan {plan.name} --out {tuned}`"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing: the test bench keeps the strengths tuned for the tables; "
+            f"{path} is missing: the test bench and every part with a command of its own keep the "
+            f"strengths tuned for the tables; "
             f"{again} first"
         )
     best = json.loads(path.read_text())
-    network = plan.testbench.model.name if plan.testbench is not None else None
+    if network is None and plan.testbench is not None:
+        network = plan.testbench.model.name
     tuned_here = network in plan.tuning_bases() and plan.tuning_bases()[network][1]
     if network is not None and network not in best and tuned_here:
         raise FileNotFoundError(
@@ -115,8 +119,9 @@ def tuned_strengths(plan: Any, tuned: str | Path) -> dict[str, Any]:
     return best
 
 
-def run_testbench(
+def run_part(
     plan: Any,
+    name: str,
     out: str | Path,
     tuned: str | Path,
     *,
@@ -124,7 +129,8 @@ def run_testbench(
     progress: bool = True,
     stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Train a plan's test bench (Appendix F) with the strengths its tuning chose.
+    """Train a grid with a command of its own with the strengths the plan's tuning chose:
+    the test bench (Appendix F) or one of :attr:`~mgs_teach.lab.plan.MNISTPlan.own`.
 
     The paper tunes once and keeps the strengths for the whole test bench; so does this:
     they are read from ``tuned/best_strengths.json``, written by
@@ -133,7 +139,8 @@ def run_testbench(
     Parameters
     ----------
     plan : mgs_teach.lab.plan.MNISTPlan
-        Its :attr:`~mgs_teach.lab.plan.MNISTPlan.testbench` is trained.
+    name : str
+        ``"testbench"`` or a name in the plan's ``own`` (:meth:`MNISTPlan.part`).
     out : path
     tuned : path
         The results folder of the plan's MNIST command (its tuned strengths).
@@ -143,14 +150,17 @@ def run_testbench(
     Returns
     -------
     dict
-        ``best`` (the strengths used) and ``testbench`` (every run's history).
+        ``best`` (the strengths used) and ``name``: every run's history.
 
     Raises
     ------
     FileNotFoundError
         If ``tuned/best_strengths.json`` is missing.
+    ValueError
+        If the plan has no such part.
     """
-    best = tuned_strengths(plan, tuned)
-    runs = run_grid(plan.testbench_grid(best), range(plan.testbench.runs), Path(out) / "runs",
+    grid = plan.part(name, {})  # a wrong name fails before the strengths are read
+    best = tuned_strengths(plan, tuned, grid[0].model.name)
+    runs = run_grid(plan.part(name, best), range(plan.runs_of(name)), Path(out) / "runs",
                     shard=shard, progress=progress, stop=stop)  # fmt: skip
-    return {"best": best, "testbench": runs}
+    return {"best": best, name: runs}

@@ -1,9 +1,9 @@
 """What the chapters read: a command's stored results, and their compact summaries.
 
-Reading never trains: :func:`load_mnist_results` and :func:`load_testbench_results` read a
+Reading never trains: :func:`load_mnist_results` and :func:`load_part_results` read a
 finished command's runs from its stores (a missing run is a ``FileNotFoundError``), apply
 the tuner's rule to the stored tuning runs, and return what the command computed.
-:func:`mnist_summary` and :func:`testbench_summary` make its ``summary.json``.
+:func:`mnist_summary` and :func:`part_summary` make its ``summary.json``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from mgs_teach.lab.tuner import plan_tuning, select, tuning_order
 __all__ = [
     "finished",
     "load_mnist_results",
-    "load_testbench_results",
+    "load_part_results",
     "mnist_summary",
     "read_mnist",
     "results_dir",
-    "testbench_summary",
+    "part_summary",
 ]
 
 
@@ -108,34 +108,54 @@ def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
     return {**read_mnist(plan, out), "provenance": provenance, "plan": plan}
 
 
-def load_testbench_results(out: str | Path) -> dict[str, Any] | None:
-    """The results of ``python -m mgs_teach.lab testbench`` under ``out``, read back (as
-    :func:`load_mnist_results`), or ``None`` if not finished. The command keeps a copy of the
-    strengths it used in ``out/best_strengths.json``."""
+def load_part_results(out: str | Path) -> dict[str, Any] | None:
+    """The results of a part with a command of its own (``python -m mgs_teach.lab testbench``
+    or ``part NAME``) under ``out``, read back (as :func:`load_mnist_results`), or ``None``
+    if not finished. The command keeps a copy of the strengths it used in
+    ``out/best_strengths.json``.
+
+    Returns
+    -------
+    dict or None
+        ``best``, ``part`` (its name), the part's runs under that name, ``provenance`` and
+        ``plan``.
+    """
     provenance = finished(out)
     if provenance is None:
         return None
-    plan = plans_for()[provenance["plan"]]
-    best = tuned_strengths(plan, out)
-    runs = Store(Path(out) / "runs").read_grid(plan.testbench_grid(best),
-                                              range(plan.testbench.runs))  # fmt: skip
-    return {"best": best, "testbench": runs, "provenance": provenance, "plan": plan}
+    plan, name = plans_for()[provenance["plan"]], provenance.get("part", "testbench")
+    best = tuned_strengths(plan, out, plan.part(name, {})[0].model.name)
+    runs = Store(Path(out) / "runs").read_grid(plan.part(name, best), range(plan.runs_of(name)))
+    return {"best": best, "part": name, name: runs, "provenance": provenance, "plan": plan}
 
 
-def testbench_summary(runs: pd.DataFrame, plan: Any, best: dict[str, Any]) -> dict[str, Any]:
-    """The compact summary of a test bench (``summary.json``): for each training size, noise
-    level and method, the final mean, sd and max of the test accuracy in percent
+#: The columns that tell the scenarios of a part apart in its summary.
+PART_GROUPS = {"testbench": ["n_train", "label_noise"], "figure3": [],
+               "figure4": ["n_train", "label_noise", "batch_size", "learning_rate", "epochs"]}
+
+
+def part_summary(name: str, runs: pd.DataFrame, plan: Any, best: dict[str, Any]
+                 ) -> dict[str, Any]:  # fmt: skip
+    """The compact summary of a part with a command of its own (``summary.json``): for each
+    scenario and method, the final mean, sd and max of the test accuracy in percent
     (:func:`mgs_teach.lab.aggregate.summarise`), the runs behind them and those that
-    diverged; plus the strengths."""
-    t = plan.testbench
-    table = summarise(runs, ["n_train", "label_noise", "regulariser"])
+    diverged; plus the strengths, and the epochs of the first scenario (Figure 4's middle).
+    The entries nest by the columns ``levels``: training size and noise (the test bench),
+    noise (a table), Figure 4's five settings, or none (Figure 3)."""
+    groups = PART_GROUPS.get(name, ["label_noise"])
+    table = summarise(runs, groups + ["regulariser"])
     entries: dict[str, Any] = {}
     for row in table.itertuples():
-        size = entries.setdefault(str(int(row.n_train)), {})
-        cell = size.setdefault(f"{row.label_noise:.0%}", {})
+        cell = entries
+        for g in groups:
+            v = getattr(row, g)
+            cell = cell.setdefault(f"{v:.0%}" if g == "label_noise" else f"{v:g}", {})
         cell[row.regulariser] = entry(row, 100.0)
-    return dict(plan=plan.name, model=t.model.name, epochs=t.epochs, runs=t.runs,
-                strengths={r: best.get(t.model.name, {}).get(r, 0.0) for r in t.methods},
+    grid = plan.part(name, best)
+    model, methods = grid[0].model.name, dict.fromkeys(e.regulariser.name for e in grid)
+    return dict(plan=plan.name, part=name, model=model, runs=plan.runs_of(name),
+                epochs=grid[0].config.epochs, levels=groups,
+                strengths={r: best.get(model, {}).get(r, 0.0) for r in methods},
                 entries=entries)  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from mgs_teach.lab import cli, engine, plans
 from mgs_teach.lab.aggregate import summarise
 from mgs_teach.lab.plan import MNISTPlan, Table, Tuning
 from mgs_teach.lab.specs import FacesSpec, ModelSpec
-from mgs_teach.lab.summaries import load_mnist_results, load_testbench_results
+from mgs_teach.lab.summaries import load_mnist_results, load_part_results
 from mgs_teach.records import TrainingDiverged
 
 from .helpers import SMOKE, smoke_argv
@@ -115,7 +115,7 @@ def test_the_test_bench_keeps_the_tuned_strengths_and_resumes(smoke, smoke_mnist
     shutil.copytree(smoke_mnist, tuned)  # ``mnist --plan smoke --out tuned`` has run
     best = json.loads((tuned / "best_strengths.json").read_text())
     assert cli.main(argv) == 0
-    loaded = load_testbench_results(out)
+    loaded = load_part_results(out)
     assert loaded["best"] == best and loaded["plan"] is SMOKE
     runs = loaded["testbench"]
     assert set(zip(runs["n_train"], runs["label_noise"])) == {(32, 0.0), (32, 0.6), (64, 0.0),

@@ -168,7 +168,7 @@ def test_the_cost_of_a_penalised_step_and_the_trace_check():
 @pytest.fixture(scope="module")
 def committed():
     cpu = summaries.load_mnist_results(summaries.results_dir("mnist-cpu"))
-    bench = summaries.load_testbench_results(summaries.results_dir("testbench-cpu"))
+    bench = summaries.load_part_results(summaries.results_dir("testbench-cpu"))
     rows = json.loads((summaries.results_dir("bench") / "training-cpu.json").read_text())
     return cpu, bench, F.mnist_findings(cpu, bench, rows)
 

@@ -95,7 +95,7 @@ def test_the_test_benches_have_the_planned_grids_and_keep_the_tuned_strengths():
     assert (min(paper.noises), max(paper.noises)) == (0.0, 1.0)
     assert (paper.epochs, paper.runs) == (400, 10) and plans.PAPER.source == "auto"
     best = {"fcn-6x300": {"mgs_trace": 3e-5, "dropout": 0.5}}
-    grid = plans.CPU.testbench_grid(best)
+    grid = plans.CPU.part("testbench", best)
     assert len(grid) == 4 * 5 * len(plans.TABLE_METHODS)
     assert {(e.data.n_train, e.data.label_noise) for e in grid} == {
         (n, p) for n in cpu.sizes for p in cpu.noises
@@ -138,7 +138,7 @@ def test_the_regression_plans_have_the_papers_protocol():
 
 def test_a_plan_without_a_test_bench_says_so():
     with pytest.raises(ValueError, match="no test bench"):
-        dataclasses.replace(SMOKE, testbench=None).testbench_grid({})
+        dataclasses.replace(SMOKE, testbench=None).part("testbench", {})
 
 
 def test_plans_are_found_by_task():

@@ -12,7 +12,7 @@ from mgs_teach.lab import engine, plans, summaries
 from mgs_teach.lab.experiment import Experiment
 from mgs_teach.lab.grid import run_grid
 from mgs_teach.lab.store import Store
-from mgs_teach.lab.summaries import load_mnist_results, load_testbench_results, mnist_summary
+from mgs_teach.lab.summaries import load_mnist_results, load_part_results, mnist_summary
 
 CPU = ROOT / "results" / "mnist-cpu"
 
@@ -137,7 +137,7 @@ BENCH = ROOT / "results" / "testbench-cpu"
 
 @pytest.fixture(scope="module")
 def bench():
-    loaded = load(load_testbench_results, BENCH)
+    loaded = load(load_part_results, BENCH)
     assert loaded is not None, "results/testbench-cpu must hold a finished run of the cpu bench"
     return loaded
 
@@ -154,8 +154,8 @@ def test_the_test_bench_has_its_provenance_and_the_tables_strengths(bench):
 
 def test_the_test_bench_summary_is_what_its_runs_give(bench):
     summary = json.loads((BENCH / "summary.json").read_text())
-    assert summary == json.loads(json.dumps(
-        summaries.testbench_summary(bench["testbench"], plans.CPU, bench["best"])))  # fmt: skip
+    again = summaries.part_summary("testbench", bench["testbench"], plans.CPU, bench["best"])
+    assert summary == json.loads(json.dumps(again))
     t = plans.CPU.testbench
     assert set(summary["entries"]) == {str(n) for n in t.sizes}
     for size in summary["entries"].values():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mgs_teach.lab.grid import Deadline
-from mgs_teach.lab.runner import run_mnist, run_testbench, tuned_strengths
+from mgs_teach.lab.runner import run_mnist, run_part, tuned_strengths
 from mgs_teach.lab.summaries import read_mnist
 from mgs_teach.records import TrainingDiverged
 
@@ -56,7 +56,7 @@ def test_the_test_bench_needs_the_tuned_strengths(smoke_mnist, tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m mgs_teach.lab mnist --plan smoke"):
         tuned_strengths(SMOKE, tmp_path)
     with pytest.raises(FileNotFoundError, match="best_strengths.json is missing"):
-        run_testbench(SMOKE, tmp_path / "bench", tmp_path, progress=False)
+        run_part(SMOKE, "testbench", tmp_path / "bench", tmp_path, progress=False)
     assert not (tmp_path / "bench").exists()
     best = json.loads((smoke_mnist / "best_strengths.json").read_text())
     assert tuned_strengths(SMOKE, smoke_mnist) == best

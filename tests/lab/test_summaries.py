@@ -11,7 +11,7 @@ from mgs_teach.lab.runner import run_mnist
 from mgs_teach.lab.summaries import (
     finished,
     load_mnist_results,
-    load_testbench_results,
+    load_part_results,
     mnist_summary,
     read_mnist,
 )
@@ -59,7 +59,7 @@ def test_a_missing_run_is_an_error_not_a_training(smoke_mnist, tmp_path, no_trai
 
 def test_the_loaders_read_only_a_finished_command(smoke, smoke_mnist, tmp_path, no_training):
     assert finished(tmp_path) is None and load_mnist_results(tmp_path) is None
-    assert load_testbench_results(tmp_path) is None
+    assert load_part_results(tmp_path) is None
     loaded = load_mnist_results(smoke_mnist)
     assert loaded["plan"] is SMOKE and finished(smoke_mnist) == loaded["provenance"]
     assert_same_results(loaded, {**read_mnist(SMOKE, smoke_mnist), "plan": 0, "provenance": 0})

@@ -249,7 +249,7 @@ def mnist_findings(
     """The chapter's findings from ``results`` (as :func:`mgs_teach.lab.summaries.
     load_mnist_results` returns: each table's histories under its name, ``"table1"``,
     ``"fcn_table"``, and optionally ``"trace_check"``), ``bench`` (as :func:`~mgs_teach.lab.
-    summaries.load_testbench_results` returns) and ``cost_rows`` (the training benchmark's
+    summaries.load_part_results` returns) and ``cost_rows`` (the training benchmark's
     rows, ``results/bench/training-cpu.json``)."""
     names = [n for n in LABELS if n in results]
     tables = {n: entries(results[n]) for n in names}
