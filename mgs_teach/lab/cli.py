@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"plan {plan.name} has no test bench")
     if args.experiment == "part" and name not in plan.own:
         p.error(f"plan {plan.name} trains no part {name!r} by a command of its own; its own "
-                f"parts: {', '.join(plan.own) or 'none'}")
+                f"parts: {', '.join(plan.own) or 'none'}")  # fmt: skip
     out = Path(args.out or f"results/{name or args.experiment}-{plan.name}")
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
     if name:

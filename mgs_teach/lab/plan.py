@@ -313,7 +313,7 @@ class MNISTPlan:
                     for n in t.sizes for p in t.noises for r in t.methods]  # fmt: skip
         if name not in self.own:
             raise ValueError(f"plan {self.name!r} trains no {name!r} by a command of its "
-                             f"own; its own parts: {', '.join(self.own) or 'none'}")
+                             f"own; its own parts: {', '.join(self.own) or 'none'}")  # fmt: skip
         return self._every_grid(best)[name]
 
     def _every_grid(self, best: dict[str, dict[str, float]]) -> dict[str, list[Experiment]]:

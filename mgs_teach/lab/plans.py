@@ -16,6 +16,15 @@
     :class:`TraceCheck` trains both side by side. Results under ``results/mnist-cpu/``.
     Its test bench (Appendix F, a command of its own, results under
     ``results/testbench-cpu/``): the FCN at 4 sizes x 5 noise levels, 3 runs, 35 epochs.
+    Three more parts, each a command of its own within its own hour
+    (``python -m mgs_teach.lab part NAME --plan cpu``, results under ``results/NAME-cpu/``),
+    all on the FCN with the tables' tuned strengths (the methods without a tuned strength
+    at the middle of their candidates): ``figure3``, the nine regularisers of Figure 3 at
+    50 % noise for 100 epochs; ``long_fcn``, the five methods at 60 % and 80 % noise for
+    100 epochs (a late collapse needs more than 35); ``figure4``, the five methods in
+    Figure 4's middle scenario (3,000 samples, 50 % noise, 30 epochs: the tuning's) and
+    with one of its five settings lower or higher. The offline digits hold 3,000
+    training samples, so the training-size spokes are both smaller, as in the paper's.
 ``PAPER``
     The paper's sizes (Appendix D): 400 epochs and 10 runs for the tables, tuning with 100
     epochs and 5 runs, AlexNet for Figure 3, Figure 4 over its five axes, and Appendix F's
@@ -95,7 +104,7 @@ CPU = MNISTPlan(
     tables=(Table("table1", LENET5, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=35, runs=3,
                   trace_method="hutchinson"),
             Table("fcn_table", FCN, (0.0, 0.3, 0.6, 0.8), n_train=3000, epochs=35, runs=3)),
-    figure3=Figure3(FCN, label_noise=0.5, n_train=3000, epochs=60, runs=3),
+    figure3=Figure3(FCN, label_noise=0.5, n_train=3000, epochs=100, runs=3),
     figure4=Figure4(FCN, tuple(TABLE_METHODS.values()), n_train=3000, label_noise=0.5,
                     epochs=30,
                     changes=(("n_train", (1000, 2000)), ("label_noise", (0.2, 0.8)),

@@ -130,8 +130,11 @@ def load_part_results(out: str | Path) -> dict[str, Any] | None:
 
 
 #: The columns that tell the scenarios of a part apart in its summary.
-PART_GROUPS = {"testbench": ["n_train", "label_noise"], "figure3": [],
-               "figure4": ["n_train", "label_noise", "batch_size", "learning_rate", "epochs"]}
+PART_GROUPS = {
+    "testbench": ["n_train", "label_noise"],
+    "figure3": [],
+    "figure4": ["n_train", "label_noise", "batch_size", "learning_rate", "epochs"],
+}
 
 
 def part_summary(name: str, runs: pd.DataFrame, plan: Any, best: dict[str, Any]

@@ -1,0 +1,198 @@
+"""Figure 3 on the CPU: do the MGS metrics track generalisation across nine regularisers?
+
+The paper (Section 4): "the test accuracy or generalisation performance (figure 3) is
+strongly correlated with the evolution of the MGS metrics. The slower the rate of MGS
+growth, the better the final generalisation". :func:`figure3_findings` computes, from the
+histories of one network, one noise level and the nine regularisers:
+
+- each regulariser's growth of tr K (the log of the last over the first record of its
+  run-averaged curve) and of log det K (last minus first), and its final test accuracy;
+- Spearman's correlation of each growth with the final accuracy across the regularisers,
+  its sign against the paper's (negative), and its chance level: the exact permutation
+  probability of a correlation at least as negative when the pairing is random;
+- a computed yes or no for each observation the paper lists under Figure 3 (:data:`RULES`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+from mgs_teach.lab.findings import spearman
+
+__all__ = ["OVERFIT_POINTS", "RULES", "Figure3Findings", "curves", "exact_p", "figure3_findings",
+           "growths", "observations", "plateau", "slopes"]  # fmt: skip
+
+#: Points of test accuracy a curve must lose after its peak to count as overfitting.
+OVERFIT_POINTS = 2.0
+
+#: The observations under the paper's Figure 3 (Section 4) and the rule that tests each.
+RULES = {
+    "plateau": "the unregularised network overfits (its final is at least 2 points below its "
+               "peak); the slowest growth of log tr K per epoch over 3 records meets the "
+               "accuracy's top (the records within 2 points of its peak); and log tr K grows "
+               "faster per epoch after the top than in that slowest stretch",
+    "weight": "weight decay overfits late (its peak is after the unregularised network's and its "
+              "final at least 2 points below it) and, after its peak, log tr K rises while the "
+              "accuracy falls (a negative Spearman correlation over those records)",
+    "gaps": "dropout's log det K is -inf (a singular kernel) at a larger share of its records "
+            "than any other regulariser's, and at one record at least",
+    "stable": "MGS ends within 2 points of its peak and every other regulariser does not",
+}  # fmt: skip
+
+
+def curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """Run-averaged curves of the finished runs: one row per regulariser and record,
+    ``regulariser, step, epoch, trace, logdet, train_loss, test_acc`` (accuracy in percent),
+    and ``singular``, the share of runs whose log det K is -inf at that record."""
+    runs = runs[runs["status"] == "finished"].assign(
+        singular=lambda f: f["logdet"] == -np.inf,
+        logdet=lambda f: f["logdet"].where(np.isfinite(f["logdet"])),
+        test_acc=lambda f: 100 * f["test_acc"])  # fmt: skip
+    cols = ["epoch", "trace", "logdet", "train_loss", "test_acc", "singular"]
+    return runs.groupby(["regulariser", "step"], sort=False)[cols].mean().reset_index()
+
+
+def growths(c: pd.DataFrame, last: int = 5) -> pd.DataFrame:
+    """Per regulariser, from :func:`curves`: ``trace_growth`` (log of last over first tr K),
+    ``logdet_growth`` (last minus first finite log det K), ``final`` (the mean of the last
+    ``last`` records of test accuracy), ``peak``, ``peak_epoch``, ``drop`` (peak - final)
+    and ``singular`` (the share of records with a singular kernel)."""
+    rows = {}
+    for reg, g in c.groupby("regulariser", sort=False):
+        g, finite = g.sort_values("step"), g["logdet"].dropna()
+        final, i = g["test_acc"].tail(last).mean(), int(np.argmax(g["test_acc"].to_numpy()))
+        peak = g["test_acc"].iloc[i]
+        rows[reg] = dict(trace_growth=math.log(g["trace"].iloc[-1] / g["trace"].iloc[0]),
+                         logdet_growth=finite.iloc[-1] - finite.iloc[0] if len(finite) > 1
+                         else float("nan"),
+                         final=final, peak=peak, peak_epoch=g["epoch"].iloc[i],
+                         drop=peak - final, singular=g["singular"].mean())  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("regulariser")
+
+
+def exact_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The chance of a Spearman correlation at most ``spearman(x, y)`` (the paper's negative
+    direction) when ``y`` is paired with ``x`` at random: the share of all orderings of
+    ``y``'s ranks that correlate as negatively, counted exactly (at most 10 pairs)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) == len(y):  # pairs where both are known, as spearman() takes them
+        x, y = x[np.isfinite(x) & np.isfinite(y)], y[np.isfinite(x) & np.isfinite(y)]
+    if len(x) != len(y) or not 3 <= len(x) <= 10:
+        raise ValueError(f"exact_p needs 3 to 10 pairs of equal length, got {len(x)}, {len(y)}")
+    observed = spearman(x, y)
+    if np.isnan(observed):  # a constant side: no ordering to compare
+        return float("nan")
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    orders = np.array(list(itertools.permutations(ry)))
+    dx = rx - rx.mean()
+    dy = orders - orders.mean(axis=1, keepdims=True)
+    rho = dy @ dx / np.sqrt((dx @ dx) * (dy * dy).sum(axis=1))
+    return float(np.mean(rho <= observed + 1e-12))
+
+
+def slopes(g: pd.DataFrame, around: int = 2) -> dict[str, float]:
+    """Growth rates of log tr K per epoch before, around and after the peak of one curve of
+    :func:`curves` (``around`` records either side of the peak), and Spearman's correlation
+    of log tr K with the accuracy over the records after the peak."""
+    g = g.sort_values("step")
+    e, lt, acc = g["epoch"].to_numpy(), np.log(g["trace"].to_numpy()), g["test_acc"].to_numpy()
+    i = int(np.argmax(acc))
+    lo, hi = max(i - around, 0), min(i + around, len(e) - 1)
+
+    def rate(a: int, b: int) -> float:
+        return float((lt[b] - lt[a]) / (e[b] - e[a])) if b > a else float("nan")
+
+    return dict(before=rate(0, lo), around=rate(lo, hi), after=rate(hi, len(e) - 1),
+                after_rho=spearman(lt[i:], acc[i:]))  # fmt: skip
+
+
+def plateau(g: pd.DataFrame, width: int = 3) -> dict[str, float]:
+    """Where one curve of :func:`curves` grows slowest, and whether that is at the top of
+    its accuracy: ``slowest`` (the least growth of log tr K per epoch over ``width``
+    records, after the first record) from ``slowest_epoch``, ``top`` (the epochs where the
+    accuracy is within 2 points of its peak, as ``(first, last)``), ``meets`` (the two
+    overlap) and ``after`` (the growth per epoch from the end of the top to the last
+    record; NaN if the top is at the end)."""
+    g = g.sort_values("step")
+    e, lt, acc = g["epoch"].to_numpy(), np.log(g["trace"].to_numpy()), g["test_acc"].to_numpy()
+    rates = [(lt[j + width] - lt[j]) / (e[j + width] - e[j]) for j in range(1, len(e) - width)]
+    j = 1 + int(np.argmin(rates))
+    top = np.flatnonzero(acc >= acc.max() - OVERFIT_POINTS)
+    t0, t1 = int(top[0]), int(top[-1])
+    after = (lt[-1] - lt[t1]) / (e[-1] - e[t1]) if t1 < len(e) - 1 else float("nan")
+    return dict(slowest=float(min(rates)), slowest_epoch=float(e[j]), top=(e[t0], e[t1]),
+                meets=bool(j <= t1 and j + width >= t0), after=float(after))  # fmt: skip
+
+
+def observations(c: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
+    """The paper's observations under Figure 3, each with a computed ``holds`` (:data:`RULES`).
+
+    ``c`` and ``g`` are :func:`curves` and :func:`growths` of the same runs, which hold
+    ``none``, ``weight_decay``, ``dropout`` and ``mgs_trace``.
+    """
+    by = {r: f for r, f in c.groupby("regulariser", sort=False)}
+    s_none, s_wd = plateau(by["none"]), slopes(by["weight_decay"])
+    flat = (g.loc["none", "drop"] >= OVERFIT_POINTS and s_none["meets"]
+            and s_none["after"] > s_none["slowest"])  # fmt: skip
+    weight = (g.loc["weight_decay", "drop"] >= OVERFIT_POINTS and s_wd["after_rho"] < 0
+              and g.loc["weight_decay", "peak_epoch"] > g.loc["none", "peak_epoch"]
+              and s_wd["after"] > 0)  # fmt: skip
+    others = g.drop(index="dropout")["singular"].max()
+    gaps = g.loc["dropout", "singular"] > max(others, 0.0)
+    held = g["drop"] < OVERFIT_POINTS
+    stable = bool(held["mgs_trace"]) and not held.drop(index="mgs_trace").any()
+    rows = [("plateau", "none", flat, s_none), ("weight", "weight_decay", weight, s_wd),
+            ("gaps", "dropout", gaps, {"dropout": g.loc["dropout", "singular"],
+                                        "others' largest": others}),
+            ("stable", "mgs_trace", stable, {"drop": g.loc["mgs_trace", "drop"],
+                                             "also within": list(held.index[held])})]  # fmt: skip
+    return pd.DataFrame(
+        [
+            dict(observation=o, regulariser=r, holds=bool(h), numbers=n, rule=RULES[o])
+            for o, r, h, n in rows
+        ]
+    ).set_index("observation")
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure3Findings:
+    """What Figure 3's runs show (:func:`figure3_findings`).
+
+    Attributes
+    ----------
+    curves : pandas.DataFrame
+        :func:`curves`.
+    growths : pandas.DataFrame
+        :func:`growths`.
+    rho, p : dict
+        ``{"trace": ..., "logdet": ...}``: Spearman's correlation of each growth with the
+        final accuracy across the regularisers, and its chance level (:func:`exact_p`).
+    per_seed : dict
+        ``{"trace": [...]}``: the same correlation for each seed's runs alone.
+    observations : pandas.DataFrame
+        :func:`observations`.
+    """
+
+    curves: pd.DataFrame
+    growths: pd.DataFrame
+    rho: dict[str, float]
+    p: dict[str, float]
+    per_seed: dict[str, list[float]]
+    observations: pd.DataFrame
+
+
+def figure3_findings(runs: pd.DataFrame) -> Figure3Findings:
+    """Figure 3's findings from the histories of its grid (one network and noise level,
+    several seeds, the nine regularisers)."""
+    c = curves(runs)
+    g = growths(c)
+    rho = {m: spearman(g[f"{m}_growth"], g["final"]) for m in ("trace", "logdet")}
+    p = {m: exact_p(g[f"{m}_growth"], g["final"]) for m in ("trace", "logdet")}
+    seeds = [growths(curves(r)) for _, r in runs.groupby("seed")]
+    per_seed = {"trace": [spearman(s["trace_growth"], s["final"]) for s in seeds]}
+    return Figure3Findings(c, g, rho, p, per_seed, observations(c, g))

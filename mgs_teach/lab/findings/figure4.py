@@ -1,0 +1,77 @@
+"""Figure 4: how a method tuned in one scenario fares when one setting changes.
+
+The paper (Appendix D.2): "each method is first tuned using the same scenario. Then, the
+tuned scenario is used as a starting point from which each of the 5 training parameters were
+changed independently. [...] The final performance results were aggregated, with the
+quantiles being drawn, based on all the results." :func:`spoke_finals` labels every run with
+its spoke and its final accuracy, :func:`spoke_quantiles` gives the quantiles over runs that
+the radar charts draw, and :func:`robustness` the verdicts: each method's median over the
+spokes, its weakest spoke, and the spokes where MGS has the best median.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from mgs_teach.lab.findings.mnist_texts import NAMES
+
+__all__ = ["AXIS_NAMES", "robustness", "spoke_finals", "spoke_quantiles"]
+
+#: Figure 4's five settings and the short names its spokes use.
+AXIS_NAMES = {"n_train": "n", "label_noise": "noise", "batch_size": "batch",
+              "learning_rate": "lr", "epochs": "epochs"}  # fmt: skip
+
+
+def _spoke(run: pd.Series, middle: Mapping[str, Any]) -> str:
+    changed = [f"{short} {run[a]:g}" for a, short in AXIS_NAMES.items() if run[a] != middle[a]]
+    if len(changed) > 1:
+        raise ValueError(f"a run of Figure 4 changes more than one setting: {changed}")
+    return changed[0] if changed else "middle"
+
+
+def spoke_finals(runs: pd.DataFrame, middle: Mapping[str, Any], last: int = 5) -> pd.DataFrame:
+    """One row per run: ``method, spoke, seed, final`` (percent, the mean of its last
+    ``last`` records; NaN for a run that diverged).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Histories of Figure 4's grid, with the five settings as columns.
+    middle : mapping
+        The middle scenario's value of each setting of :data:`AXIS_NAMES`; a run that
+        differs in one is on that setting's spoke (``"n 1000"``, ``"lr 0.3"``...).
+    """
+    rows = []
+    for (_, seed), g in runs.groupby(["key", "seed"], sort=False):
+        g = g.sort_values("step")
+        first = g.iloc[0]
+        final = 100 * g["test_acc"].tail(last).mean() if first["status"] == "finished" else None
+        rows.append(dict(method=NAMES.get(first["regulariser"], first["regulariser"]),
+                         spoke=_spoke(first, middle), seed=seed, final=final))  # fmt: skip
+    return pd.DataFrame(rows).astype({"final": float})
+
+
+def spoke_quantiles(finals: pd.DataFrame, q: Sequence[float] = (0.25, 0.5, 0.75)) -> pd.DataFrame:
+    """Quantiles of the finals over the runs of each method and spoke (runs that diverged
+    left out): index ``(method, quantile)``, one column per spoke, ``middle`` first."""
+    table = finals.groupby(["method", "spoke"])["final"].quantile(list(q)).unstack("spoke")
+    table.index = table.index.set_names(["method", "quantile"])
+    order = ["middle"] + sorted(c for c in table.columns if c != "middle")
+    return table[order]
+
+
+def robustness(finals: pd.DataFrame) -> pd.DataFrame:
+    """Per method, from :func:`spoke_finals`: ``median`` (of its spokes' medians),
+    ``weakest`` (the spoke with the lowest median) and ``weakest_median``, ``spread`` (largest
+    minus smallest spoke median), ``best_spokes`` (the spokes where its median is the highest
+    of all methods) and ``rank`` (by ``median``, 1 the highest)."""
+    med = finals.groupby(["method", "spoke"])["final"].median().unstack("spoke")
+    winners = med.idxmax(axis=0)
+    out = pd.DataFrame({"median": med.median(axis=1), "weakest": med.idxmin(axis=1),
+                        "weakest_median": med.min(axis=1),
+                        "spread": med.max(axis=1) - med.min(axis=1),
+                        "best_spokes": [int((winners == m).sum()) for m in med.index]})  # fmt: skip
+    return out.assign(rank=out["median"].rank(ascending=False, method="min").astype(int))

@@ -1,0 +1,69 @@
+"""The long FCN table: does Loss grad. collapse late, and does MGS hold a plateau?
+
+The paper (Appendix A.4) on the loss-gradient penalty: "the issue arises as to how this
+penalty performs when any minima is approached, as the second term will diminish, causing
+the whole penalty to lose influence over training. This might then lead to the model
+starting to overfit after landing in a minima, which we have observed in our experiments."
+Table D.2 has it at 15.1 (17.2) at 80 % noise on the FCN, against MGS's 69.3 (73.5).
+
+:func:`late_collapse` reads that off the run-averaged test accuracy of each method and noise
+level of a table trained for longer than the 35-epoch tables: its accuracy at the end of
+the short tables (the record nearest ``short_epochs``), its peak and its final, and two
+computed verdicts (:data:`RULES`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mgs_teach.lab.findings.mnist_texts import NAMES
+
+__all__ = ["COLLAPSE_POINTS", "RULES", "late_collapse"]
+
+#: Points of test accuracy that a fall must lose to count as a collapse.
+COLLAPSE_POINTS = 5.0
+
+#: The rules behind :func:`late_collapse`'s verdicts.
+RULES = {
+    "late_collapse": f"the final is at least {COLLAPSE_POINTS:g} points below the accuracy at "
+                     "the end of the short tables (a fall that comes after them)",
+    "plateau": "the final is within 2 points of both the peak and the accuracy at the end of "
+               "the short tables",
+}  # fmt: skip
+
+
+def late_collapse(runs: pd.DataFrame, short_epochs: int, last: int = 5) -> pd.DataFrame:
+    """Each method's curve at the end of the short tables, at its peak and at the end.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Histories of the long table (``label_noise, regulariser, seed, step, epoch,
+        test_acc, status``).
+    short_epochs : int
+        Epochs of the short tables (35 in the ``cpu`` plan).
+    last : int
+        Records averaged into the final, as in the paper's tables.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per noise level and method: ``label_noise, method, short`` (the accuracy at
+        the record nearest ``short_epochs``), ``peak, peak_epoch, final`` (percent),
+        ``after_short`` (short - final), ``late_collapse`` and ``plateau`` (:data:`RULES`),
+        and ``runs`` (finished runs averaged).
+    """
+    ok = runs[runs["status"] == "finished"]
+    rows = []
+    for (p, reg), g in ok.groupby(["label_noise", "regulariser"], sort=False):
+        curve = g.groupby("step")[["epoch", "test_acc"]].mean().sort_index()
+        acc, epoch = 100 * curve["test_acc"].to_numpy(), curve["epoch"].to_numpy()
+        short = acc[int(np.argmin(np.abs(epoch - short_epochs)))]
+        final, i = acc[-last:].mean(), int(np.argmax(acc))
+        rows.append(dict(label_noise=p, method=NAMES.get(reg, reg), short=short, peak=acc[i],
+                         peak_epoch=epoch[i], final=final, after_short=short - final,
+                         late_collapse=bool(short - final >= COLLAPSE_POINTS),
+                         plateau=bool(acc[i] - final <= 2 and abs(short - final) <= 2),
+                         runs=g["seed"].nunique()))  # fmt: skip
+    return pd.DataFrame(rows)
