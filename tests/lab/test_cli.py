@@ -11,9 +11,9 @@ import types
 
 import pytest
 
-from mgs_teach.lab import cli, engine, plans
+from mgs_teach.lab import cli, engine, plans, summaries
 from mgs_teach.lab.aggregate import summarise
-from mgs_teach.lab.plan import MNISTPlan, Table, Tuning
+from mgs_teach.lab.plan import Figure3, Figure4, MNISTPlan, Table, Tuning
 from mgs_teach.lab.specs import FacesSpec, ModelSpec
 from mgs_teach.lab.summaries import load_mnist_results, load_part_results
 from mgs_teach.records import TrainingDiverged
@@ -212,3 +212,43 @@ def test_the_lab_runs_as_a_module():
     assert done.returncode == 0
     for command in ("mnist", "regression", "testbench", "budget", "bench"):
         assert command in done.stdout
+
+
+def test_a_part_of_its_own_trains_with_the_tuned_strengths_and_stays_out_of_mnist(
+        smoke_mnist, tmp_path, monkeypatch, capsys):  # fmt: skip
+    """``part NAME`` trains one of a plan's own grids (Figure 3, Figure 4, a long table) with
+    the strengths its ``mnist`` command tuned; the ``mnist`` command leaves those grids out."""
+    model = ModelSpec("fcn", depth=1, width=8)
+    plan = dataclasses.replace(
+        SMOKE, figure3=Figure3(model, 0.6, n_train=64, epochs=1, runs=2,
+                               regularisers=("none", "weight_decay", "mgs_trace")),
+        figure4=Figure4(model, ("none", "mgs_trace"), n_train=64, label_noise=0.5, epochs=1,
+                        changes=(("batch_size", (16,)), ("epochs", (2,))), runs=1),
+        long_table=Table("long_fcn", model, (0.6,), n_train=64, epochs=2, runs=1),
+        own=("figure3", "long_fcn", "figure4"))  # fmt: skip
+    monkeypatch.setitem(plans.PLANS, "smoke", plan)
+    assert set(plan.grids({})) == {"fcn_table"}  # the mnist command trains none of them
+    assert load_mnist_results(smoke_mnist)["plan"] is plan  # and still reads its results
+    with pytest.raises(SystemExit):
+        cli.main(["part", "figure5", "--plan", "smoke"])
+    assert "its own parts: figure3, long_fcn, figure4" in capsys.readouterr().err
+    best = json.loads((smoke_mnist / "best_strengths.json").read_text())
+    for name in ("figure3", "long_fcn", "figure4"):
+        out = tmp_path / name
+        argv = ["part", name, "--plan", "smoke", "--out", str(out), "--tuned", str(smoke_mnist),
+                "--no-progress"]  # fmt: skip
+        assert cli.main(argv) == 0
+        loaded = load_part_results(out)
+        assert loaded["part"] == name and loaded["provenance"]["part"] == name
+        assert loaded["best"] == best
+        runs = loaded[name]
+        assert runs.groupby(["key", "seed"]).ngroups == len(plan.part(name, {})) * \
+            plan.runs_of(name)  # fmt: skip
+        mgs = runs[runs["regulariser"] == "mgs_trace"]
+        assert set(mgs["strength"]) == {best["fcn-1x8"]["mgs_trace"]}
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["part"] == name and summary["strengths"]["mgs_trace"] == set(
+            mgs["strength"]).pop()  # fmt: skip
+        assert len(summaries.part_summary(name, runs, plan, best)["entries"]) >= 1
+    figure4 = load_part_results(tmp_path / "figure4")["figure4"]
+    assert set(figure4["batch_size"]) == {32, 16} and set(figure4["epochs"]) == {1, 2}

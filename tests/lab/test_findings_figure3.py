@@ -95,3 +95,14 @@ def test_slower_growth_with_better_accuracy_is_the_papers_sign_and_rarely_chance
 def test_exact_p_refuses_too_many_pairs():
     with pytest.raises(ValueError, match="3 to 10 pairs"):
         F.exact_p(np.arange(11.0), np.arange(11.0))
+
+
+def test_the_glued_verdicts_say_what_the_rules_computed():
+    runs = figure()
+    runs = pd.concat([runs, runs.assign(seed=1)], ignore_index=True)
+    texts = F.figure3_findings(runs).texts()
+    assert texts["held"] == "4 of 4" and texts["regularisers"] == "4"
+    assert texts["obs_gaps"].startswith("yes: 33 % of dropout's records have a singular kernel")
+    assert texts["obs_stable"].startswith("yes: MGS ends 0.4 points below its peak, and no other")
+    assert texts["order"].startswith("MGS (85.6 %), Dropout (78.4 %), Weight (78.1 %)")
+    assert texts["sign_trace"] in ("the paper's sign", "the opposite of the paper's sign")

@@ -57,3 +57,11 @@ def test_a_run_that_changes_two_settings_is_refused():
     bad = run("none", 0, 0.5, label_noise=0.8, epochs=60)
     with pytest.raises(ValueError, match="more than one setting"):
         F.spoke_finals(bad, MIDDLE)
+
+
+def test_the_glued_phrases_rank_the_methods_by_their_median_spoke():
+    finals = F.spoke_finals(grid(), MIDDLE)
+    texts = F.texts(F.robustness(finals), finals)
+    assert texts["mgs_rank"] == "1st of 2" and texts["mgs_best"] == "2 of 2"
+    assert texts["winners"] == "MGS 2" and texts["diverged"] == "1" and texts["runs"] == "16"
+    assert texts["mgs_weakest"] == "noise 0.8 (61.5 %)"

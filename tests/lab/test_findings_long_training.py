@@ -30,3 +30,15 @@ def test_a_fall_after_the_short_tables_is_a_late_collapse_and_a_flat_curve_a_pla
     assert mgs["plateau"] and not mgs["late_collapse"]
     assert not none["late_collapse"] and not none["plateau"] and none["runs"] == 1
     assert lg["runs"] == 2
+
+
+def test_the_glued_phrases_name_the_collapse_and_the_plateau():
+    collapse = np.where(EPOCHS <= 40, 60.0, 60.0 - (EPOCHS - 40) * 0.7)
+    runs = pd.concat([history("param_gradient", collapse), history("mgs_trace", np.full(35, 70.0))])
+    texts = L.texts(L.late_collapse(runs, short_epochs=35), 35)
+    assert (
+        texts["collapses"]
+        == f"Loss grad. at 80 % (from 60.0 % at epoch 35 to {collapse[-5:].mean():.1f} %)"
+    )
+    assert texts["mgs_plateaus"] == "1 of 1"
+    assert texts["mgs_rank"] == "1st at 80 % (first: MGS)"

@@ -22,10 +22,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from mgs_teach.lab.findings import spearman
+from mgs_teach.lab.findings import join_and, number, spearman
 
-__all__ = ["OVERFIT_POINTS", "RULES", "Figure3Findings", "curves", "exact_p", "figure3_findings",
-           "growths", "observations", "plateau", "slopes"]  # fmt: skip
+__all__ = ["NAMES", "OVERFIT_POINTS", "RULES", "Figure3Findings", "curves", "exact_p",
+           "figure3_findings", "growths", "observations", "plateau", "slopes"]  # fmt: skip
+
+#: The nine regularisers' names on the page.
+NAMES = {"none": "Unregularised", "weight_decay": "Weight", "dropout": "Dropout",
+         "adam": "Adam", "cyclical_lr": "Cyclical LR", "input_gradient": "Input grad.",
+         "param_gradient": "Loss grad.", "mgs_trace": "MGS",
+         "mgs_logdet": "MGS log det"}  # fmt: skip
 
 #: Points of test accuracy a curve must lose after its peak to count as overfitting.
 OVERFIT_POINTS = 2.0
@@ -148,7 +154,7 @@ def observations(c: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
     stable = bool(held["mgs_trace"]) and not held.drop(index="mgs_trace").any()
     rows = [("plateau", "none", flat, s_none), ("weight", "weight_decay", weight, s_wd),
             ("gaps", "dropout", gaps, {"dropout": g.loc["dropout", "singular"],
-                                        "others' largest": others}),
+                                        "others_largest": others}),
             ("stable", "mgs_trace", stable, {"drop": g.loc["mgs_trace", "drop"],
                                              "also within": list(held.index[held])})]  # fmt: skip
     return pd.DataFrame(
@@ -184,6 +190,54 @@ class Figure3Findings:
     p: dict[str, float]
     per_seed: dict[str, list[float]]
     observations: pd.DataFrame
+
+    def texts(self) -> dict[str, str]:
+        """The chapter's glued phrases: the correlations, their sign against the paper's and
+        chance level, the order of the finals, and each observation's verdict."""
+        g, o = self.growths.sort_values("final", ascending=False), self.observations
+        signed = lambda r: f"{r:+.2f}".replace("-", "−")  # noqa: E731
+        sign = {True: "the paper's sign", False: "the opposite of the paper's sign"}
+        out = {f"rho_{m}": signed(self.rho[m]) for m in self.rho}
+        out |= {f"p_{m}": number(self.p[m], 1) for m in self.p}
+        out |= {f"sign_{m}": sign[self.rho[m] < 0] for m in self.rho}
+        out |= {
+            "per_seed": join_and(signed(r) for r in self.per_seed["trace"]),
+            "order": join_and(f"{NAMES.get(r, r)} ({f:.1f} %)" for r, f in g["final"].items()),
+            "held": f"{int(o['holds'].sum())} of {len(o)}",
+            "regularisers": str(len(g)),
+        }
+        return out | {f"obs_{k}": _verdict(k, o.loc[k], g) for k in o.index}
+
+
+def _verdict(name: str, row: pd.Series, g: pd.DataFrame) -> str:
+    """One observation's verdict, "yes" or "no", with the numbers behind it."""
+    n, yes = row["numbers"], "yes" if row["holds"] else "no"
+    if name == "plateau":
+        return (
+            f"{yes}: log tr K grows slowest ({n['slowest']:.3f} per epoch) from epoch "
+            f"{n['slowest_epoch']:.0f}, as the accuracy reaches its top (epochs "
+            f"{n['top'][0]:.0f} to {n['top'][1]:.0f}), and {n['after']:.3f} per epoch after it"
+        )
+    if name == "weight":
+        w = g.loc["weight_decay"]
+        return (
+            f"{yes}: weight decay peaks at epoch {w['peak_epoch']:.0f} and ends "
+            f"{w['drop']:.1f} points below its peak; after it, log tr K grows "
+            f"{n['after']:.3f} per epoch (Spearman with the accuracy "
+            f"{n['after_rho']:+.2f})".replace("-", "−")
+        )
+    if name == "gaps":
+        return (
+            f"{yes}: {100 * n['dropout']:.0f} % of dropout's records have a singular "
+            f"kernel, against at most {100 * n['others_largest']:.0f} % for the others"
+        )
+    others = [f"{NAMES.get(r, r)} ({g.loc[r, 'drop']:.1f})" for r in n["also within"]
+              if r != "mgs_trace"]  # fmt: skip
+    return f"{yes}: MGS ends {n['drop']:.1f} points below its peak" + (
+        f"; so do {join_and(others)}, within 2 points"
+        if others
+        else ", and no other regulariser ends within 2 points of its own"
+    )
 
 
 def figure3_findings(runs: pd.DataFrame) -> Figure3Findings:

@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
+from mgs_teach.lab.findings import join_and, ordinal
 from mgs_teach.lab.findings.mnist_texts import NAMES
 
-__all__ = ["AXIS_NAMES", "robustness", "spoke_finals", "spoke_quantiles"]
+__all__ = ["AXIS_NAMES", "robustness", "spoke_finals", "spoke_quantiles", "texts"]
 
 #: Figure 4's five settings and the short names its spokes use.
 AXIS_NAMES = {"n_train": "n", "label_noise": "noise", "batch_size": "batch",
@@ -75,3 +76,20 @@ def robustness(finals: pd.DataFrame) -> pd.DataFrame:
                         "spread": med.max(axis=1) - med.min(axis=1),
                         "best_spokes": [int((winners == m).sum()) for m in med.index]})  # fmt: skip
     return out.assign(rank=out["median"].rank(ascending=False, method="min").astype(int))
+
+
+def texts(r: pd.DataFrame, finals: pd.DataFrame) -> dict[str, str]:
+    """The chapter's glued phrases from :func:`robustness` and :func:`spoke_finals`."""
+    order = r.sort_values("median", ascending=False)
+    mgs = r.loc["MGS"]
+    spokes = finals["spoke"].nunique()
+    return {"order": join_and(f"{m} ({v:.1f} %)" for m, v in order["median"].items()),
+            "mgs_rank": f"{ordinal(int(mgs['rank']))} of {len(r)}",
+            "mgs_best": f"{int(mgs['best_spokes'])} of {spokes}",
+            "winners": join_and(f"{m} {int(n)}" for m, n in
+                                order["best_spokes"].sort_values(ascending=False).items() if n),
+            "mgs_weakest": f"{mgs['weakest']} ({mgs['weakest_median']:.1f} %)",
+            "weakest": join_and(f"{m}: {w.weakest} ({w.weakest_median:.1f} %)"
+                                for m, w in order.iterrows()),
+            "runs": str(len(finals)),
+            "diverged": str(int(finals["final"].isna().sum()))}  # fmt: skip

@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mgs_teach.lab.findings import join_and, ordinal
 from mgs_teach.lab.findings.mnist_texts import NAMES
 
-__all__ = ["COLLAPSE_POINTS", "RULES", "late_collapse"]
+__all__ = ["COLLAPSE_POINTS", "RULES", "late_collapse", "texts"]
 
 #: Points of test accuracy that a fall must lose to count as a collapse.
 COLLAPSE_POINTS = 5.0
@@ -67,3 +68,26 @@ def late_collapse(runs: pd.DataFrame, short_epochs: int, last: int = 5) -> pd.Da
                          plateau=bool(acc[i] - final <= 2 and abs(short - final) <= 2),
                          runs=g["seed"].nunique()))  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def texts(found: pd.DataFrame, short_epochs: int) -> dict[str, str]:
+    """The chapter's glued phrases from :func:`late_collapse`: the late collapses, Loss grad.'s
+    and MGS's curves at each noise level, MGS's plateaus and its rank by final."""
+    pct = lambda p: f"{p:.0%}".replace("%", " %")  # noqa: E731
+    fall = found[found["late_collapse"]]
+    out = {"collapses": join_and(f"{r.method} at {pct(r.label_noise)} (from {r.short:.1f} % at "
+                                 f"epoch {short_epochs} to {r.final:.1f} %)"
+                                 for r in fall.itertuples()) or "none",
+           "mgs_plateaus": f"{int(found.loc[found['method'] == 'MGS', 'plateau'].sum())} of "
+                           f"{found['label_noise'].nunique()}"}  # fmt: skip
+    for method, key in (("Loss grad.", "lossgrad"), ("MGS", "mgs")):
+        rows = found[found["method"] == method].itertuples()
+        out[f"{key}_curves"] = join_and(
+            f"{r.short:.1f} % at epoch {short_epochs}, peak {r.peak:.1f} % at epoch "
+            f"{r.peak_epoch:.0f} and final {r.final:.1f} % at {pct(r.label_noise)} noise"
+            for r in rows)  # fmt: skip
+    ranks = []
+    for p, g in found.groupby("label_noise"):
+        order = g.sort_values("final", ascending=False)["method"].tolist()
+        ranks.append(f"{ordinal(order.index('MGS') + 1)} at {pct(p)} (first: {order[0]})")
+    return out | {"mgs_rank": join_and(ranks)}
