@@ -26,7 +26,7 @@ from mgs_teach.lab import bench
 from mgs_teach.lab.budget import budget, print_budget
 from mgs_teach.lab.grid import Deadline
 from mgs_teach.lab.plans import plans_for
-from mgs_teach.lab.provenance import plan_provenance
+from mgs_teach.lab.provenance import mnist_source, plan_provenance
 from mgs_teach.lab.runner import run_mnist, run_part, tuned_strengths
 from mgs_teach.lab.summaries import mnist_summary, part_summary
 
@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_budget(budget(plan, rates, peak=peak), f"{args.task} plan {args.plan}")
         return 0
     name = {"testbench": "testbench", "part": getattr(args, "name", "")}.get(args.experiment)
+    if task == "mnist":  # the tuning's sizes where the full MNIST is there (Tuning.full)
+        plan = plan.for_source(mnist_source(plan))
     if args.experiment == "testbench" and plan.testbench is None:
         p.error(f"plan {plan.name} has no test bench")
     if args.experiment == "part" and name not in plan.own:

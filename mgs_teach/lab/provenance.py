@@ -15,7 +15,7 @@ import jax
 
 from mgs_teach.lab.specs import mnist_pool
 
-__all__ = ["cpu_model", "plan_provenance", "provenance"]
+__all__ = ["cpu_model", "mnist_source", "plan_provenance", "provenance"]
 
 
 def provenance(command: str, start: float) -> dict[str, Any]:
@@ -63,9 +63,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def mnist_source(plan: Any) -> str:
+    """The MNIST source a plan trains on: its ``source``, with ``"auto"`` resolved to what
+    :func:`mgs_teach.lab.specs.mnist_pool` finds (``"full"`` or ``"offline"``)."""
+    return plan.source if plan.source != "auto" else mnist_pool("auto").source
+
+
 def plan_provenance(argv: Sequence[str], plan: Any, start: float) -> dict[str, Any]:
     """:func:`provenance` of a plan's command, with the plan and its data source."""
-    source = plan.source if plan.source != "auto" else mnist_pool("auto").source
+    source = mnist_source(plan)
     found = provenance(" ".join(["python", "-m", "mgs_teach.lab", *argv]), start)
     if plan.task == "faces":
         return {**found, "plan": plan.name, "task": "faces", "faces_source": plan.source}

@@ -105,6 +105,7 @@ def load_mnist_results(out: str | Path) -> dict[str, Any] | None:
     if provenance is None:
         return None
     plan = plans_for(provenance.get("task", "mnist"))[provenance["plan"]]
+    plan = plan.for_source(provenance.get("mnist_source", "offline"))  # the sizes it tuned at
     return {**read_mnist(plan, out), "provenance": provenance, "plan": plan}
 
 

@@ -42,3 +42,4 @@ def test_the_glued_phrases_name_the_collapse_and_the_plateau():
     )
     assert texts["mgs_plateaus"] == "1 of 1"
     assert texts["mgs_rank"] == "1st at 80 % (first: MGS)"
+    assert texts["lossgrad_curves"].startswith("at 80 % noise, 60.0 % at epoch 35, 60.0 % at its")

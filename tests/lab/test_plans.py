@@ -155,3 +155,14 @@ def test_every_plan_gives_a_regulariser_the_same_options():
     assert P.plan_options("cyclical_lr") == {"cycle_steps": 300}
     assert P.plan_options("dropout", "hutchinson") == {}
     assert plans.TABLE_METHODS is P.TABLE_METHODS and dict(P.CANDIDATES)["mgs_trace"]
+
+
+def test_the_paper_plan_tunes_on_the_papers_6000_samples_only_where_the_full_mnist_is():
+    full = plans.PAPER.for_source("full")
+    assert (full.tuning.n_train, full.tuning.n_val) == (6000, 1500)
+    assert full.tuning.candidates == plans.PAPER.tuning.candidates
+    data = {base.data for base, _, _ in full.tuning_bases().values()}
+    assert {(d.n_train, d.label_noise) for d in data} == {(6000, 0.5)}
+    assert full.grids({}) == plans.PAPER.grids({})  # only the tuning changes
+    assert plans.PAPER.for_source("offline") is plans.PAPER  # 3,000 digits: 2,250 + 750
+    assert plans.CPU.for_source("full") is plans.CPU  # the cpu plan has no full sizes
