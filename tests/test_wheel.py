@@ -27,7 +27,7 @@ import parallel_execute  # noqa: E402
 #: The chapters that read committed results, and the results they read.
 CHAPTERS = ("mnist", "regression")
 COMMITTED = ("mnist-cpu", "regression-cpu", "regression-cpu-scaled", "regression-pilot",
-             "testbench-cpu", "bench")  # fmt: skip
+             "testbench-cpu", "figure3-cpu", "long_fcn-cpu", "figure4-cpu", "bench")  # fmt: skip
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "results")
 
 #: The form the chapters had before ``summaries.results_dir``: a path beside the package.

@@ -108,6 +108,14 @@ class MNISTPlan:
     learning_rate: float = 0.1
     face_targets: str = "scaled"
 
+    def __post_init__(self) -> None:
+        grids = {"figure3": self.figure3, "figure4": self.figure4}
+        if self.long_table is not None:
+            grids[self.long_table.name] = self.long_table
+        missing = [name for name in self.own if grids.get(name) is None]
+        if missing:
+            raise ValueError(f"plan {self.name!r} has no grid for its own parts {missing}")
+
     @property
     def mse_unit(self) -> float:
         """Squared pixels of a 96-pixel image in one unit of a regression plan's MSE."""

@@ -143,7 +143,8 @@ def part_summary(name: str, runs: pd.DataFrame, plan: Any, best: dict[str, Any]
     """The compact summary of a part with a command of its own (``summary.json``): for each
     scenario and method, the final mean, sd and max of the test accuracy in percent
     (:func:`mgs_teach.lab.aggregate.summarise`), the runs behind them and those that
-    diverged; plus the strengths, and the epochs of the first scenario (Figure 4's middle).
+    diverged; plus the strengths the runs trained with (tuned, or an untuned method's
+    middle candidate), and the epochs of the first scenario (Figure 4's middle).
     The entries nest by the columns ``levels``: training size and noise (the test bench),
     noise (a table), Figure 4's five settings, or none (Figure 3)."""
     groups = PART_GROUPS.get(name, ["label_noise"])
@@ -156,10 +157,9 @@ def part_summary(name: str, runs: pd.DataFrame, plan: Any, best: dict[str, Any]
             cell = cell.setdefault(f"{v:.0%}" if g == "label_noise" else f"{v:g}", {})
         cell[row.regulariser] = entry(row, 100.0)
     grid = plan.part(name, best)
-    model, methods = grid[0].model.name, dict.fromkeys(e.regulariser.name for e in grid)
-    return dict(plan=plan.name, part=name, model=model, runs=plan.runs_of(name),
+    return dict(plan=plan.name, part=name, model=grid[0].model.name, runs=plan.runs_of(name),
                 epochs=grid[0].config.epochs, levels=groups,
-                strengths={r: best.get(model, {}).get(r, 0.0) for r in methods},
+                strengths={e.regulariser.name: e.regulariser.strength for e in grid},
                 entries=entries)  # fmt: skip
 
 

@@ -166,3 +166,8 @@ def test_the_paper_plan_tunes_on_the_papers_6000_samples_only_where_the_full_mni
     assert full.grids({}) == plans.PAPER.grids({})  # only the tuning changes
     assert plans.PAPER.for_source("offline") is plans.PAPER  # 3,000 digits: 2,250 + 750
     assert plans.CPU.for_source("full") is plans.CPU  # the cpu plan has no full sizes
+
+
+def test_an_own_part_without_its_grid_is_refused():
+    with pytest.raises(ValueError, match=r"no grid for its own parts \['figure3'\]"):
+        dataclasses.replace(SMOKE, own=("figure3",))

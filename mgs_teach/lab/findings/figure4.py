@@ -60,8 +60,15 @@ def spoke_quantiles(finals: pd.DataFrame, q: Sequence[float] = (0.25, 0.5, 0.75)
     left out): index ``(method, quantile)``, one column per spoke, ``middle`` first."""
     table = finals.groupby(["method", "spoke"])["final"].quantile(list(q)).unstack("spoke")
     table.index = table.index.set_names(["method", "quantile"])
-    order = ["middle"] + sorted(c for c in table.columns if c != "middle")
-    return table[order]
+    return table[sorted(table.columns, key=_order)]
+
+
+def _order(spoke: str) -> tuple[int, float]:
+    """``middle`` first, then the spokes in :data:`AXIS_NAMES`' order, lower values first."""
+    if spoke == "middle":
+        return (-1, 0.0)
+    short, value = spoke.rsplit(" ", 1)
+    return (list(AXIS_NAMES.values()).index(short), float(value))
 
 
 def robustness(finals: pd.DataFrame) -> pd.DataFrame:

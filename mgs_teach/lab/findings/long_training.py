@@ -51,17 +51,19 @@ def late_collapse(runs: pd.DataFrame, short_epochs: int, last: int = 5) -> pd.Da
     Returns
     -------
     pandas.DataFrame
-        One row per noise level and method: ``label_noise, method, short`` (the accuracy at
-        the record nearest ``short_epochs``), ``peak, peak_epoch, final`` (percent),
-        ``after_short`` (short - final), ``late_collapse`` and ``plateau`` (:data:`RULES`),
-        and ``runs`` (finished runs averaged).
+        One row per noise level and method: ``label_noise, method, short`` (the mean of the
+        ``last`` records up to the one nearest ``short_epochs``: the short tables' final),
+        ``peak, peak_epoch, final`` (percent), ``after_short`` (short - final),
+        ``late_collapse`` and ``plateau`` (:data:`RULES`), and ``runs`` (finished runs
+        averaged).
     """
     ok = runs[runs["status"] == "finished"]
     rows = []
     for (p, reg), g in ok.groupby(["label_noise", "regulariser"], sort=False):
         curve = g.groupby("step")[["epoch", "test_acc"]].mean().sort_index()
         acc, epoch = 100 * curve["test_acc"].to_numpy(), curve["epoch"].to_numpy()
-        short = acc[int(np.argmin(np.abs(epoch - short_epochs)))]
+        k = int(np.argmin(np.abs(epoch - short_epochs)))
+        short = acc[max(k - last + 1, 0) : k + 1].mean()  # a final, as the short tables
         final, i = acc[-last:].mean(), int(np.argmax(acc))
         rows.append(dict(label_noise=p, method=NAMES.get(reg, reg), short=short, peak=acc[i],
                          peak_epoch=epoch[i], final=final, after_short=short - final,
