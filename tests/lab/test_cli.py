@@ -250,5 +250,8 @@ def test_a_part_of_its_own_trains_with_the_tuned_strengths_and_stays_out_of_mnis
         assert summary["part"] == name and summary["strengths"]["mgs_trace"] == set(
             mgs["strength"]).pop()  # fmt: skip
         assert len(summaries.part_summary(name, runs, plan, best)["entries"]) >= 1
+    summary = json.loads((tmp_path / "figure3" / "summary.json").read_text())
+    assert summary["strengths"]["weight_decay"] == 1e-3  # untuned: its middle candidate
+    assert summary["strengths"]["none"] == 0.0
     figure4 = load_part_results(tmp_path / "figure4")["figure4"]
     assert set(figure4["batch_size"]) == {32, 16} and set(figure4["epochs"]) == {1, 2}

@@ -106,3 +106,13 @@ def test_the_glued_verdicts_say_what_the_rules_computed():
     assert texts["obs_stable"].startswith("yes: MGS ends 0.4 points below its peak, and no other")
     assert texts["order"].startswith("MGS (85.6 %), Dropout (78.4 %), Weight (78.1 %)")
     assert texts["sign_trace"] in ("the paper's sign", "the opposite of the paper's sign")
+
+
+def test_the_plateau_is_where_growth_is_slowest_and_growth_picks_up_after_the_top():
+    g = F.curves(history("none", peaked(), plateau_trace()))
+    found = F.plateau(g)
+    assert found["meets"] and found["slowest"] == pytest.approx(0.0)
+    assert found["top"] == (10.0, 14.0)  # within 2 points of the peak of 80 at epoch 10
+    assert found["across"] == pytest.approx(0.1) and found["after"] == pytest.approx(0.2)
+    steady = F.plateau(F.curves(history("none", peaked(), 0.2 * EPOCHS)))
+    assert steady["across"] == pytest.approx(steady["after"])  # no pick-up: no plateau
