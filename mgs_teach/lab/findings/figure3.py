@@ -210,25 +210,34 @@ class Figure3Findings:
             "per_seed": join_and(signed(r) for r in self.per_seed["trace"]),
             "order": join_and(f"{NAMES.get(r, r)} ({f:.1f} %)" for r, f in g["final"].items()),
             "held": f"{int(o['holds'].sum())} of {len(o)}",
-            "top": "epochs {:.0f} to {:.0f}".format(*o.loc["plateau", "numbers"]["top"]),
+            "top": _top(o.loc["plateau", "numbers"]["top"]),
             "regularisers": str(len(g)),
         }
         return out | {f"obs_{k}": _verdict(k, o.loc[k], g) for k in o.index}
 
 
+def _top(top: tuple[float, float]) -> str:
+    """The accuracy's top as words: ``epochs 9 to 18``, or ``epoch 12 alone``."""
+    first, last = top
+    return f"epoch {first:.0f} alone" if first == last else f"epochs {first:.0f} to {last:.0f}"
+
+
 def _verdict(name: str, row: pd.Series, g: pd.DataFrame) -> str:
     """One observation's verdict, "yes" or "no", with the numbers behind it."""
     n, yes = row["numbers"], "yes" if row["holds"] else "no"
-    signed = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+    signed = lambda v, d=2: f"{v:.{d}f}".replace("-", "−")  # noqa: E731
     if name == "plateau":
         where = "overlaps" if n["meets"] else "does not overlap"
-        after = "the top is at the end" if np.isnan(n["after"]) else f"{n['after']:.3f} after it"
+        growth = [
+            f"{signed(v, 3)} per epoch {w}"
+            for v, w in ((n["across"], "across the top"), (n["after"], "after it"))
+            if not np.isnan(v)
+        ]
         return (
             f"{yes}: the unregularised network ends {g.loc['none', 'drop']:.1f} points "
-            f"below its peak; log tr K grows slowest ({n['slowest']:.3f} per epoch) from "
-            f"epoch {n['slowest_epoch']:.0f}, which {where} the accuracy's top (epochs "
-            f"{n['top'][0]:.0f} to {n['top'][1]:.0f}); it grows {n['across']:.3f} per "
-            f"epoch across the top and {after}"
+            f"below its peak; log tr K grows slowest ({signed(n['slowest'], 3)} per epoch) "
+            f"from epoch {n['slowest_epoch']:.0f}, which {where} the accuracy's top "
+            f"({_top(n['top'])})" + (f"; it grows {join_and(growth)}" if growth else "")
         )
     if name == "weight":
         w = g.loc["weight_decay"]
