@@ -10,6 +10,9 @@ import pytest
 
 from mgs_teach import paper
 from mgs_teach.lab import summaries
+from mgs_teach.lab.findings import figure3 as F3
+from mgs_teach.lab.findings import figure4 as F4
+from mgs_teach.lab.findings import long_training as LT
 from mgs_teach.lab.findings import mnist as F
 
 METHODS = ["none", "dropout", "weight_decay", "param_gradient", "mgs_trace"]
@@ -250,7 +253,32 @@ def cited_names():
     for literal in re.findall(r"glue_all\(\{(.*?)\},\s*prefix=\"mnist_\"", code, re.S):
         own |= set(re.findall(r'"(\w+)":', literal))
     assert cited and own, "the chapter cites glued names and glues some itself"
-    return cited - own
+    return {n for n in cited - own if not n.startswith(PARTS)}
+
+
+#: Prefixes of the names the chapter glues from the findings of the cpu plan's own parts.
+PARTS = ("f3_", "f4_", "lt_")
+
+
+def test_every_name_the_chapter_cites_from_the_parts_comes_from_their_findings():
+    """``mnist_f3_*``, ``mnist_f4_*`` and ``mnist_lt_*``: the texts and rules of
+    findings.figure3, findings.figure4 and findings.long_training on the committed parts."""
+    cells = json.loads(CHAPTER.read_text())["cells"]
+    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    cited = set(re.findall(r"\{glue:text\}`mnist_((?:f3|f4|lt)_\w+)`", markdown))
+    load = lambda name: summaries.load_part_results(summaries.results_dir(f"{name}-cpu"))  # noqa: E731
+    fig3, long, fig4 = load("figure3"), load("long_fcn"), load("figure4")
+    plan, f = fig4["plan"], fig4["plan"].figure4
+    middle = dict(n_train=f.n_train, label_noise=f.label_noise, epochs=f.epochs,
+                  batch_size=plan.batch_size, learning_rate=plan.learning_rate)  # fmt: skip
+    finals = F4.spoke_finals(fig4["figure4"], middle)
+    lt = LT.late_collapse(long["long_fcn"], short_epochs=35)
+    glued = ({f"f3_{k}" for k in F3.figure3_findings(fig3["figure3"]).texts()}
+             | {f"f3_rule_{k}" for k in F3.RULES} | {"f3_runs", "f4_spokes"}
+             | {f"f4_{k}" for k in F4.texts(F4.robustness(finals), finals)}
+             | {f"lt_{k}" for k in LT.texts(lt, 35)}
+             | {f"lt_rule_{k}" for k in LT.RULES})  # fmt: skip
+    assert cited and cited <= glued, sorted(cited - glued)
 
 
 def test_every_name_the_chapter_cites_comes_from_texts_on_committed_results(committed):
