@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name:
         tuned = Path(args.tuned or f"results/mnist-{plan.name}")
         try:
-            tuned_strengths(plan, tuned, plan.part(name, {})[0].model.name)
+            tuned_strengths(plan, tuned, name)
         except FileNotFoundError as err:  # before anything is written
             print(err, file=sys.stderr)
             return 2

@@ -95,21 +95,23 @@ def run_mnist(
     return results
 
 
-def tuned_strengths(plan: Any, tuned: str | Path, network: str | None = None) -> dict[str, Any]:
+def tuned_strengths(plan: Any, tuned: str | Path, part: str = "testbench") -> dict[str, Any]:
     """The strengths in ``tuned/best_strengths.json``, or a ``FileNotFoundError`` that says
-    how to make them; also when the tuning of ``network`` (by default the test bench's)
-    did not finish."""
+    how to make them; also when the tuning of the network that ``part`` trains did not
+    finish. ``part`` is ``"testbench"`` or a name in the plan's ``own``; a plan without that
+    part is a ``ValueError``, raised before the file is read (a plan without a test bench
+    checks no network)."""
+    network = None
+    if part != "testbench" or plan.testbench is not None:
+        network = plan.part(part, {})[0].model.name
     path = Path(tuned) / "best_strengths.json"
     again = f"run `python -m mgs_teach.lab mnist --plan {plan.name} --out {tuned}`"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing: the test bench and every part with a command of its own keep the "
-            f"strengths tuned for the tables; "
-            f"{again} first"
+            f"{path} is missing: the test bench and every part with a command of its own keep "
+            f"the strengths tuned for the tables; {again} first"
         )
     best = json.loads(path.read_text())
-    if network is None and plan.testbench is not None:
-        network = plan.testbench.model.name
     tuned_here = network in plan.tuning_bases() and plan.tuning_bases()[network][1]
     if network is not None and network not in best and tuned_here:
         raise FileNotFoundError(
@@ -159,8 +161,7 @@ def run_part(
     ValueError
         If the plan has no such part.
     """
-    grid = plan.part(name, {})  # a wrong name fails before the strengths are read
-    best = tuned_strengths(plan, tuned, grid[0].model.name)
+    best = tuned_strengths(plan, tuned, name)  # a wrong name fails before the file is read
     runs = run_grid(plan.part(name, best), range(plan.runs_of(name)), Path(out) / "runs",
                     shard=shard, progress=progress, stop=stop)  # fmt: skip
     return {"best": best, name: runs}

@@ -125,7 +125,7 @@ def load_part_results(out: str | Path) -> dict[str, Any] | None:
     if provenance is None:
         return None
     plan, name = plans_for()[provenance["plan"]], provenance.get("part", "testbench")
-    best = tuned_strengths(plan, out, plan.part(name, {})[0].model.name)
+    best = tuned_strengths(plan, out, name)
     runs = Store(Path(out) / "runs").read_grid(plan.part(name, best), range(plan.runs_of(name)))
     return {"best": best, "part": name, name: runs, "provenance": provenance, "plan": plan}
 

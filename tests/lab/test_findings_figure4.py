@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mgs_teach.lab import plans
 from mgs_teach.lab.findings import figure4 as F
 
 MIDDLE = dict(n_train=3000, label_noise=0.5, batch_size=32, learning_rate=0.1, epochs=30)
@@ -65,3 +66,9 @@ def test_the_glued_phrases_rank_the_methods_by_their_median_spoke():
     assert texts["mgs_rank"] == "1st of 2" and texts["mgs_best"] == "2 of 2"
     assert texts["winners"] == "MGS 2" and texts["diverged"] == "1" and texts["runs"] == "16"
     assert texts["mgs_weakest"] == "noise 0.8 (61.5 %)"
+
+
+def test_the_middle_of_the_cpu_plan_is_its_figure4_scenario_at_the_plans_batch_and_rate():
+    assert F.middle(plans.CPU) == dict(n_train=3000, label_noise=0.5, batch_size=32,
+                                       learning_rate=0.1, epochs=30)  # fmt: skip
+    assert set(F.middle(plans.CPU)) == set(F.AXIS_NAMES)

@@ -268,10 +268,7 @@ def test_every_name_the_chapter_cites_from_the_parts_comes_from_their_findings()
     cited = set(re.findall(r"\{glue:text\}`mnist_((?:f3|f4|lt)_\w+)`", markdown))
     load = lambda name: summaries.load_part_results(summaries.results_dir(f"{name}-cpu"))  # noqa: E731
     fig3, long, fig4 = load("figure3"), load("long_fcn"), load("figure4")
-    plan, f = fig4["plan"], fig4["plan"].figure4
-    middle = dict(n_train=f.n_train, label_noise=f.label_noise, epochs=f.epochs,
-                  batch_size=plan.batch_size, learning_rate=plan.learning_rate)  # fmt: skip
-    finals = F4.spoke_finals(fig4["figure4"], middle)
+    finals = F4.spoke_finals(fig4["figure4"], F4.middle(fig4["plan"]))
     lt = LT.late_collapse(long["long_fcn"], short_epochs=35)
     glued = ({f"f3_{k}" for k in F3.figure3_findings(fig3["figure3"]).texts()}
              | {f"f3_rule_{k}" for k in F3.RULES} | {"f3_runs", "f4_spokes"}

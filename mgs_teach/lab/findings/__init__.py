@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["glue", "glue_all", "join_and", "number", "ordinal", "percent", "spearman"]
+__all__ = ["glue", "glue_all", "join_and", "number", "ordinal", "percent", "signed", "spearman"]
 
 
 def number(value: float, digits: int = 2) -> str:
@@ -31,6 +31,11 @@ def number(value: float, digits: int = 2) -> str:
 def percent(value: float, digits: int = 1) -> str:
     """A fraction in [0, 1] as a percentage with ``digits`` decimals (``0.953`` -> ``95.3 %``)."""
     return f"{100 * value:.{digits}f} %"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign and ``digits`` decimals, a true minus sign (``-0.5`` -> ``−0.50``)."""
+    return f"{x:+.{digits}f}".replace("-", "−")
 
 
 def ordinal(n: int) -> str:

@@ -22,16 +22,15 @@ import math
 import numpy as np
 import pandas as pd
 
-from mgs_teach.lab.findings import join_and, number, spearman
+from mgs_teach.lab.findings import join_and, number, signed, spearman
+from mgs_teach.lab.findings.mnist_texts import NAMES as TABLE_NAMES
 
-__all__ = ["NAMES", "OVERFIT_POINTS", "RULES", "Figure3Findings", "curves", "exact_p",
-           "figure3_findings", "growths", "observations", "plateau", "slopes"]  # fmt: skip
+__all__ = ["NAMES", "OVERFIT_POINTS", "RULES", "Figure3Findings", "after_peak", "curves",
+           "exact_p", "figure3_findings", "growths", "observations", "plateau"]  # fmt: skip
 
-#: The nine regularisers' names on the page.
-NAMES = {"none": "Unregularised", "weight_decay": "Weight", "dropout": "Dropout",
-         "adam": "Adam", "cyclical_lr": "Cyclical LR", "input_gradient": "Input grad.",
-         "param_gradient": "Loss grad.", "mgs_trace": "MGS",
-         "mgs_logdet": "MGS log det"}  # fmt: skip
+#: The nine regularisers' names on the page: the tables' five and four more.
+NAMES = {**TABLE_NAMES, "adam": "Adam", "cyclical_lr": "Cyclical LR",
+         "input_gradient": "Input grad.", "mgs_logdet": "MGS log det"}  # fmt: skip
 
 #: Points of test accuracy a curve must lose after its peak to count as overfitting.
 OVERFIT_POINTS = 2.0
@@ -102,19 +101,24 @@ def exact_p(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(rho <= observed + 1e-12))
 
 
-def slopes(g: pd.DataFrame, around: int = 2) -> dict[str, float]:
-    """Growth rates of log tr K per epoch before, around and after the peak of one curve of
-    :func:`curves` (``around`` records either side of the peak), and Spearman's correlation
-    of log tr K with the accuracy over the records after the peak."""
+def _log_trace(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One curve of :func:`curves` in step order: its epochs, log tr K and accuracy."""
     g = g.sort_values("step")
-    e, lt, acc = g["epoch"].to_numpy(), np.log(g["trace"].to_numpy()), g["test_acc"].to_numpy()
+    return g["epoch"].to_numpy(), np.log(g["trace"].to_numpy()), g["test_acc"].to_numpy()
+
+
+def _rate(e: np.ndarray, lt: np.ndarray, a: int, b: int) -> float:
+    """Growth of log tr K per epoch from record ``a`` to record ``b`` (NaN unless b > a)."""
+    return float((lt[b] - lt[a]) / (e[b] - e[a])) if b > a else float("nan")
+
+
+def after_peak(g: pd.DataFrame, around: int = 2) -> dict[str, float]:
+    """After the accuracy's peak of one curve of :func:`curves`: ``after``, the growth of
+    log tr K per epoch from ``around`` records past the peak to the last record, and
+    ``after_rho``, Spearman's correlation of log tr K with the accuracy from the peak on."""
+    e, lt, acc = _log_trace(g)
     i = int(np.argmax(acc))
-    lo, hi = max(i - around, 0), min(i + around, len(e) - 1)
-
-    def rate(a: int, b: int) -> float:
-        return float((lt[b] - lt[a]) / (e[b] - e[a])) if b > a else float("nan")
-
-    return dict(before=rate(0, lo), around=rate(lo, hi), after=rate(hi, len(e) - 1),
+    return dict(after=_rate(e, lt, min(i + around, len(e) - 1), len(e) - 1),
                 after_rho=spearman(lt[i:], acc[i:]))  # fmt: skip
 
 
@@ -126,19 +130,14 @@ def plateau(g: pd.DataFrame, width: int = 3) -> dict[str, float]:
     points of its peak), ``meets`` (the two overlap), ``across`` (the growth per epoch from
     the first to the last record of the top; NaN if it is one record) and ``after`` (from
     the end of the top to the last record; NaN if the top is at the end)."""
-    g = g.sort_values("step")
-    e, lt, acc = g["epoch"].to_numpy(), np.log(g["trace"].to_numpy()), g["test_acc"].to_numpy()
-    rates = [(lt[j + width] - lt[j]) / (e[j + width] - e[j]) for j in range(1, len(e) - width)]
+    e, lt, acc = _log_trace(g)
+    rates = [_rate(e, lt, j, j + width) for j in range(1, len(e) - width)]
     j = 1 + int(np.argmin(rates))
     top = np.flatnonzero(acc >= acc.max() - OVERFIT_POINTS)
     t0, t1 = int(top[0]), int(top[-1])
-
-    def rate(a: int, b: int) -> float:
-        return float((lt[b] - lt[a]) / (e[b] - e[a])) if b > a else float("nan")
-
     return dict(slowest=float(min(rates)), slowest_epoch=float(e[j]), top=(e[t0], e[t1]),
-                meets=bool(j <= t1 and j + width >= t0), across=rate(t0, t1),
-                after=rate(t1, len(e) - 1))  # fmt: skip
+                meets=bool(j <= t1 and j + width >= t0), across=_rate(e, lt, t0, t1),
+                after=_rate(e, lt, t1, len(e) - 1))  # fmt: skip
 
 
 def observations(c: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
@@ -148,7 +147,7 @@ def observations(c: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
     ``none``, ``weight_decay``, ``dropout`` and ``mgs_trace``.
     """
     by = {r: f for r, f in c.groupby("regulariser", sort=False)}
-    s_none, s_wd = plateau(by["none"]), slopes(by["weight_decay"])
+    s_none, s_wd = plateau(by["none"]), after_peak(by["weight_decay"])
     flat = (g.loc["none", "drop"] >= OVERFIT_POINTS and s_none["meets"]
             and s_none["after"] > s_none["across"])  # fmt: skip
     weight = (g.loc["weight_decay", "drop"] >= OVERFIT_POINTS and s_wd["after_rho"] < 0
@@ -201,7 +200,6 @@ class Figure3Findings:
         """The chapter's glued phrases: the correlations, their sign against the paper's and
         chance level, the order of the finals, and each observation's verdict."""
         g, o = self.growths.sort_values("final", ascending=False), self.observations
-        signed = lambda r: f"{r:+.2f}".replace("-", "−")  # noqa: E731
         sign = {True: "the paper's sign", False: "the opposite of the paper's sign"}
         out = {f"rho_{m}": signed(self.rho[m]) for m in self.rho}
         out |= {f"p_{m}": number(self.p[m], 2) for m in self.p}

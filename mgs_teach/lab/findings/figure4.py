@@ -19,11 +19,19 @@ import pandas as pd
 from mgs_teach.lab.findings import join_and, ordinal
 from mgs_teach.lab.findings.mnist_texts import NAMES
 
-__all__ = ["AXIS_NAMES", "robustness", "spoke_finals", "spoke_quantiles", "texts"]
+__all__ = ["AXIS_NAMES", "middle", "robustness", "spoke_finals", "spoke_quantiles", "texts"]
 
 #: Figure 4's five settings and the short names its spokes use.
 AXIS_NAMES = {"n_train": "n", "label_noise": "noise", "batch_size": "batch",
               "learning_rate": "lr", "epochs": "epochs"}  # fmt: skip
+
+
+def middle(plan: Any) -> dict[str, Any]:
+    """The middle scenario of a plan's Figure 4: each setting of :data:`AXIS_NAMES` as the
+    middle trains it (the batch size and learning rate are the plan's)."""
+    f = plan.figure4
+    return dict(n_train=f.n_train, label_noise=f.label_noise, batch_size=plan.batch_size,
+                learning_rate=plan.learning_rate, epochs=f.epochs)  # fmt: skip
 
 
 def _spoke(run: pd.Series, middle: Mapping[str, Any]) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mgs_teach import paper
-from mgs_teach.lab.findings import join_and, ordinal
+from mgs_teach.lab.findings import join_and, ordinal, signed
 from mgs_teach.lab.plans import TABLE_METHODS
 
 __all__ = ["LABELS", "NAMES", "NOT_MEASURED", "bench_texts", "cost_texts", "divergence_texts",
@@ -41,10 +41,6 @@ def _levels(ps: Sequence[float]) -> str:
 def _span(values: Any, digits: int = 1, unit: str = "") -> str:
     lo, hi = (f"{float(f(values)):.{digits}f}" for f in (np.nanmin, np.nanmax))
     return f"{lo}{unit}" if lo == hi else f"{lo} to {hi}{unit}"
-
-
-def _signed(x: float, digits: int = 2) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
 
 
 def _per_table(v: pd.DataFrame) -> dict[str, str]:
@@ -109,13 +105,13 @@ def figure3_texts(c: pd.DataFrame) -> dict[str, str]:
     where = "both tables" if len(c) == 2 else join_and([label(r) for r in c.itertuples()])
     within = [x for w in c["within"] for x in w.values() if not np.isnan(x)]
     return {**{f"{n}_rho": NOT_MEASURED for n in LABELS},
-            **{f"{r.table}_rho": _signed(r.rho) for r in c.itertuples()},
+            **{f"{r.table}_rho": signed(r.rho) for r in c.itertuples()},
             "rho_sign": f"positive in {where}, against the paper's negative sign"
             if signs == {1.0} else f"negative in {where}, the paper's sign"
             if signs == {-1.0} else "of mixed sign, where the paper's is negative",
-            "rho_noise": join_and([f"{_signed(r.rho_noise)} ({label(r)})" for r in c.itertuples()]),
+            "rho_noise": join_and([f"{signed(r.rho_noise)} ({label(r)})" for r in c.itertuples()]),
             "within_negative": f"{sum(x < 0 for x in within)} of {len(within)}",
-            "within_mean": join_and([f"{_signed(np.nanmean(list(r.within.values())))} ({label(r)})"
+            "within_mean": join_and([f"{signed(np.nanmean(list(r.within.values())))} ({label(r)})"
                                   for r in c.itertuples()]),
             "slower": join_and([f"{r.slower} of {r.regularised} ({label(r)})"
                              for r in c.itertuples()])}  # fmt: skip
@@ -141,8 +137,8 @@ def bench_texts(b: pd.DataFrame | None, m: pd.DataFrame | None) -> dict[str, str
         others.append("; ".join(parts))
     return dict(
         tb_mgs_best=f"{int(b['mgs_best'].sum())} of {int(b['scenarios'].sum())}",
-        tb_margin_low=f"{_signed(b['mgs_margin'].iloc[0], 1)} points at {_pct(b.index[0])}",
-        tb_margin_high=f"{_signed(b['mgs_margin'].iloc[-1], 1)} at {_pct(b.index[-1])}",
+        tb_margin_low=f"{signed(b['mgs_margin'].iloc[0], 1)} points at {_pct(b.index[0])}",
+        tb_margin_high=f"{signed(b['mgs_margin'].iloc[-1], 1)} at {_pct(b.index[-1])}",
         tb_unreg_drop_low=f"{b['unreg_drop'].iloc[0]:.1f}",
         tb_unreg_drop_high=f"{b['unreg_drop'].iloc[-1]:.1f}",
         tb_falling=join_and(falling) or "no method",
